@@ -1,0 +1,77 @@
+from django.contrib import admin
+
+from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
+
+
+class LessonTagInline(admin.TabularInline[LessonTag, Lesson]):
+    model = LessonTag
+    extra = 1
+    autocomplete_fields = ["tag"]
+
+
+class CitationInline(admin.TabularInline[Citation, Lesson]):
+    model = Citation
+    extra = 1
+    autocomplete_fields = ["paper"]
+
+
+class EdgeInline(admin.TabularInline[Edge, Lesson]):
+    """Outgoing edges. Each row runs ``Edge.clean``, so a prerequisite cycle
+    is refused here exactly as on import."""
+
+    model = Edge
+    fk_name = "source"
+    extra = 1
+    autocomplete_fields = ["target"]
+
+
+@admin.register(Lesson)
+class LessonAdmin(admin.ModelAdmin[Lesson]):
+    list_display = [
+        "title",
+        "slug",
+        "topic",
+        "depth",
+        "price",
+        "asset",
+        "gated",
+        "created",
+    ]
+    list_filter = ["depth", "gated", "topic"]
+    search_fields = ["title", "slug", "summary"]
+    prepopulated_fields = {"slug": ["title"]}
+    readonly_fields = ["body_sha256", "updated"]
+    autocomplete_fields = ["topic", "author"]
+    inlines = [LessonTagInline, CitationInline, EdgeInline]
+    fieldsets = [
+        (None, {"fields": ["title", "slug", "summary", "topic", "author", "depth"]}),
+        ("Price", {"fields": ["price", "asset", "gated"]}),
+        ("Body", {"fields": ["body", "body_sha256"]}),
+        ("Times", {"fields": ["created", "updated"]}),
+    ]
+
+
+@admin.register(Edge)
+class EdgeAdmin(admin.ModelAdmin[Edge]):
+    list_display = ["source", "kind", "target", "note"]
+    list_filter = ["kind"]
+    search_fields = ["source__slug", "target__slug"]
+    autocomplete_fields = ["source", "target"]
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin[Topic]):
+    list_display = ["path", "parent"]
+    search_fields = ["path"]
+    autocomplete_fields = ["parent"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin[Tag]):
+    search_fields = ["name"]
+
+
+@admin.register(Paper)
+class PaperAdmin(admin.ModelAdmin[Paper]):
+    list_display = ["arxiv_id", "version", "title", "primary_category", "fetched"]
+    search_fields = ["arxiv_id", "title"]

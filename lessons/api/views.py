@@ -1,0 +1,129 @@
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lessons import selectors
+from lessons.api.serializers import (
+    LessonDetailSerializer,
+    LessonLinkSerializer,
+    LessonSerializer,
+    PaperSerializer,
+    TopicSerializer,
+)
+from lessons.models import Lesson, Paper, Topic
+
+CATALOGUE_PARAMETERS = [
+    OpenApiParameter(
+        "search", str, description="Words to find in title, summary or body."
+    ),
+    OpenApiParameter("tag", str, description="Exact tag name."),
+    OpenApiParameter("topic", str, description="Topic path; includes subtopics."),
+    OpenApiParameter("depth", int, description="1 to 5."),
+    OpenApiParameter("price", str, enum=["free", "paid"]),
+]
+
+
+@extend_schema(parameters=CATALOGUE_PARAMETERS)
+class LessonListView(generics.ListAPIView[Lesson]):
+    serializer_class = LessonSerializer
+
+    def get_queryset(self) -> Any:
+        filters = selectors.catalogue_filters(self.request.query_params.dict())
+        return selectors.lesson_catalogue(**filters)  # type: ignore[arg-type]
+
+
+class LessonDetailView(APIView):
+    @extend_schema(responses=LessonDetailSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        lesson = selectors.lesson_get(slug=slug)
+        return Response(LessonDetailSerializer(lesson).data)
+
+
+NeighbourhoodSerializer = inline_serializer(
+    "Neighbourhood",
+    {
+        "center": serializers.CharField(),
+        "depth": serializers.IntegerField(),
+        "nodes": LessonLinkSerializer(many=True),
+        "edges": inline_serializer(
+            "NeighbourhoodEdge",
+            {
+                "source": serializers.CharField(),
+                "target": serializers.CharField(),
+                "kind": serializers.CharField(),
+                "note": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+class LessonNeighbourhoodView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("depth", OpenApiTypes.INT, description="1 to 3.")],
+        responses=NeighbourhoodSerializer,
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        depth = selectors.neighbourhood_depth(request.query_params.get("depth"))
+        lesson = selectors.lesson_get(slug=slug)
+        hood = selectors.lesson_neighbourhood(lesson=lesson, depth=depth)
+        nodes = []
+        for pk, hop in sorted(hood.hops.items(), key=lambda item: (item[1], item[0])):
+            node = dict(LessonLinkSerializer(hood.lessons[pk]).data)
+            node["hop"] = hop
+            nodes.append(node)
+        slugs = {pk: hood.lessons[pk].slug for pk in hood.lessons}
+        edges = [
+            {
+                "source": slugs[edge.source_id],
+                "target": slugs[edge.target_id],
+                "kind": edge.kind,
+                "note": edge.note,
+            }
+            for edge in hood.edges
+        ]
+        return Response(
+            {"center": lesson.slug, "depth": depth, "nodes": nodes, "edges": edges}
+        )
+
+
+class LessonPathView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "LearningPath",
+            {
+                "lesson": serializers.CharField(),
+                "steps": LessonLinkSerializer(many=True),
+                "total": serializers.DictField(child=serializers.CharField()),
+            },
+        )
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        lesson = selectors.lesson_get(slug=slug)
+        path = selectors.lesson_learning_path(lesson=lesson)
+        return Response(
+            {
+                "lesson": lesson.slug,
+                "steps": LessonLinkSerializer(path.steps, many=True).data,
+                "total": path.totals(),
+            }
+        )
+
+
+class TopicListView(generics.ListAPIView[Topic]):
+    serializer_class = TopicSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return selectors.topic_list().select_related("parent")
+
+
+class PaperListView(generics.ListAPIView[Paper]):
+    serializer_class = PaperSerializer
+    queryset = Paper.objects.order_by("arxiv_id")

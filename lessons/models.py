@@ -1,0 +1,379 @@
+import hashlib
+import re
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from lessons.markdown import render_markdown
+
+MIN_DEPTH = 1
+MAX_DEPTH = 5
+
+TOPIC_PATH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
+
+# New-style ids (0704.0001 onwards) and old-style ids (hep-th/9901001), each
+# with an optional version suffix.
+ARXIV_ID_RE = re.compile(
+    r"^(?P<base>\d{4}\.\d{4,5}|[a-z][a-z-]*(\.[A-Z]{2})?/\d{7})(v(?P<version>\d+))?$"
+)
+
+
+def split_arxiv_id(value: str) -> tuple[str, int | None]:
+    """Split ``2506.06478v2`` into ``("2506.06478", 2)``; refuse a bad id."""
+    match = ARXIV_ID_RE.match(value)
+    if match is None:
+        raise ValidationError(f"{value!r} is not an arXiv identifier.")
+    version = match.group("version")
+    return match.group("base"), int(version) if version else None
+
+
+class Topic(models.Model):
+    """A node of the topic tree, named by its path: ``security/ci-cd``."""
+
+    path = models.CharField(
+        max_length=200,
+        unique=True,
+        validators=[
+            RegexValidator(
+                TOPIC_PATH_RE,
+                "A topic path is lowercase words and hyphens joined by '/', "
+                "such as 'security/ci-cd'.",
+            )
+        ],
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+    def get_absolute_url(self) -> str:
+        return reverse("lessons:topic", kwargs={"path": self.path})
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def ancestor_paths(self) -> list[str]:
+        parts = self.path.split("/")
+        return ["/".join(parts[: index + 1]) for index in range(len(parts))]
+
+    def clean(self) -> None:
+        expected_parent = self.path.rsplit("/", 1)[0] if "/" in self.path else None
+        actual_parent = self.parent.path if self.parent else None
+        if expected_parent != actual_parent:
+            raise ValidationError(
+                {"parent": f"The parent of {self.path!r} must be {expected_parent!r}."}
+            )
+
+
+class Tag(models.Model):
+    """A label on lessons. ``arxiv:``, ``doi:`` and ``code:`` tags are
+    references rather than chips."""
+
+    class Kind(models.TextChoices):
+        PLAIN = "plain"
+        ARXIV = "arxiv"
+        DOI = "doi"
+        CODE = "code"
+
+    name = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def kind(self) -> "Tag.Kind":
+        prefix, _, rest = self.name.partition(":")
+        if rest and prefix in {Tag.Kind.ARXIV, Tag.Kind.DOI, Tag.Kind.CODE}:
+            return Tag.Kind(prefix)
+        return Tag.Kind.PLAIN
+
+    @property
+    def reference(self) -> str:
+        return self.name.partition(":")[2]
+
+    @property
+    def link(self) -> str | None:
+        if self.kind == Tag.Kind.DOI:
+            return f"https://doi.org/{self.reference}"
+        if self.kind == Tag.Kind.CODE and self.reference.startswith("https://"):
+            return self.reference
+        return None
+
+
+class Paper(models.Model):
+    """An arXiv paper. ``version`` is the newest version known to the site."""
+
+    arxiv_id = models.CharField("arXiv id", max_length=40, unique=True)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    abstract = models.TextField(blank=True)
+    published = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(null=True, blank=True)
+    primary_category = models.CharField(max_length=40, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    journal_ref = models.CharField(max_length=500, blank=True)
+    doi = models.CharField("DOI", max_length=200, blank=True)
+    fetched = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["arxiv_id"]
+
+    def __str__(self) -> str:
+        return f"arXiv:{self.arxiv_id}"
+
+    def clean(self) -> None:
+        _base, version = split_arxiv_id(self.arxiv_id)
+        if version is not None:
+            raise ValidationError(
+                {"arxiv_id": "Store the base id; the version goes in its own field."}
+            )
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+    @property
+    def authors_display(self) -> str:
+        if len(self.authors) > 3:
+            return f"{self.authors[0]} et al."
+        return ", ".join(self.authors)
+
+
+class LessonQuerySet(models.QuerySet["Lesson"]):
+    def with_listing(self) -> "LessonQuerySet":
+        """What a list of lessons shows: topic, tags and papers, in a fixed
+        number of queries."""
+        return self.select_related("topic").prefetch_related(
+            models.Prefetch(
+                "lesson_tags", queryset=LessonTag.objects.select_related("tag")
+            ),
+        )
+
+    def free(self) -> "LessonQuerySet":
+        return self.filter(price__isnull=True)
+
+    def paid(self) -> "LessonQuerySet":
+        return self.filter(price__isnull=False)
+
+
+class Lesson(models.Model):
+    slug = models.SlugField(max_length=120, unique=True)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(max_length=1000)
+    body = models.TextField(help_text="Markdown.")
+    body_html = models.TextField(editable=False)
+    body_sha256 = models.CharField(max_length=64, editable=False)
+    depth = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(MIN_DEPTH), MaxValueValidator(MAX_DEPTH)],
+        help_text="1 (introductory) to 5 (expert).",
+    )
+    price = models.DecimalField(
+        max_digits=38,
+        decimal_places=18,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.000000000000000001"))],
+        help_text="Exact amount of the asset; empty means free.",
+    )
+    asset = models.CharField(max_length=16, default=settings.LESSONS_DEFAULT_ASSET)
+    gated = models.BooleanField(
+        default=False, help_text="The body is sold per lesson through x402."
+    )
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="lessons")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="lessons",
+    )
+    tags = models.ManyToManyField(Tag, through="LessonTag", related_name="lessons")
+    papers = models.ManyToManyField(Paper, through="Citation", related_name="lessons")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = LessonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(depth__gte=MIN_DEPTH) & Q(depth__lte=MAX_DEPTH),
+                name="lesson_depth_1_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gt=0),
+                name="lesson_price_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(gated=False) | Q(price__isnull=False),
+                name="lesson_gated_has_price",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.body_html = render_markdown(self.body)
+        self.body_sha256 = hashlib.sha256(self.body.encode()).hexdigest()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def get_absolute_url(self) -> str:
+        return reverse("lessons:detail", kwargs={"slug": self.slug})
+
+    def clean(self) -> None:
+        if self.gated and self.price is None:
+            raise ValidationError({"gated": "A gated lesson needs a price."})
+
+    @property
+    def is_free(self) -> bool:
+        return self.price is None
+
+    @property
+    def price_amount(self) -> str | None:
+        """The price as a plain decimal string without trailing zeros."""
+        if self.price is None:
+            return None
+        return format_decimal(self.price)
+
+    @property
+    def price_display(self) -> str:
+        if self.price is None:
+            return "Free"
+        return f"{self.price_amount} {self.asset}"
+
+
+def format_decimal(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+class LessonTag(models.Model):
+    lesson = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="lesson_tags"
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="lesson_tags")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lesson", "tag"], name="lesson_tag_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lesson.slug}: {self.tag.name}"
+
+
+class Citation(models.Model):
+    """A lesson citing a paper, at the version it was written against."""
+
+    lesson = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="citations"
+    )
+    paper = models.ForeignKey(Paper, on_delete=models.PROTECT, related_name="citations")
+    version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the newest version when cited."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lesson", "paper"], name="citation_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lesson.slug} cites {self.paper.arxiv_id}"
+
+
+class Edge(models.Model):
+    """A typed, directed link declared by ``source`` about ``target``.
+
+    ``prerequisite``: read the target before the source. ``extends``: the
+    source goes further than the target. ``related``: symmetric; one row
+    stands for both directions.
+    """
+
+    class Kind(models.TextChoices):
+        PREREQUISITE = "prerequisite"
+        EXTENDS = "extends"
+        RELATED = "related"
+
+    source = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="edges_out"
+    )
+    target = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="edges_in"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["kind", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "target", "kind"], name="edge_once"
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=models.F("target")), name="edge_not_to_itself"
+            ),
+        ]
+        indexes = [models.Index(fields=["target", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.source.slug} {self.kind} {self.target.slug}"
+
+    def clean(self) -> None:
+        from lessons.graph import prerequisite_cycle_error
+
+        if self.source_id is None or self.target_id is None:
+            return
+        if self.source_id == self.target_id:
+            raise ValidationError("A lesson cannot link to itself.")
+        if self.kind == Edge.Kind.RELATED:
+            reverse_exists = (
+                Edge.objects.filter(
+                    source_id=self.target_id,
+                    target_id=self.source_id,
+                    kind=Edge.Kind.RELATED,
+                )
+                .exclude(pk=self.pk)
+                .exists()
+            )
+            if reverse_exists:
+                raise ValidationError(
+                    f"{self.target.slug} is already related to {self.source.slug}; "
+                    "related links go both ways."
+                )
+        if self.kind == Edge.Kind.PREREQUISITE:
+            error = prerequisite_cycle_error(
+                extra=[(self.source.slug, self.target.slug)], exclude_pk=self.pk
+            )
+            if error:
+                raise ValidationError(error)

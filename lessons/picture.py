@@ -1,0 +1,101 @@
+"""Lay a neighbourhood out as a picture: the centre in the middle, each hop
+on its own ring. The template ``lessons/_neighbourhood.svg`` draws it."""
+
+import math
+from dataclasses import dataclass
+
+from lessons.graph import Neighbourhood
+from lessons.models import Edge, Lesson
+
+WIDTH = 720
+HEIGHT = 480
+RING_GAP = 150
+LABEL_LENGTH = 28
+
+
+@dataclass(frozen=True)
+class PlacedLesson:
+    lesson: Lesson
+    x: float
+    y: float
+    hop: int
+
+    @property
+    def label(self) -> str:
+        title = self.lesson.title
+        if len(title) <= LABEL_LENGTH:
+            return title
+        return title[: LABEL_LENGTH - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class PlacedEdge:
+    kind: str
+    note: str
+    # Arrows point onward: from the lesson to read first to the one that
+    # builds on it. Related edges have no arrow.
+    start: PlacedLesson
+    end: PlacedLesson
+
+    @property
+    def directed(self) -> bool:
+        return self.kind != Edge.Kind.RELATED
+
+    def trimmed(self) -> tuple[float, float, float, float]:
+        """End points pulled back from the node circles so arrows show."""
+        dx, dy = self.end.x - self.start.x, self.end.y - self.start.y
+        length = math.hypot(dx, dy) or 1.0
+        pull = 16 / length
+        return (
+            self.start.x + dx * pull,
+            self.start.y + dy * pull,
+            self.end.x - dx * pull,
+            self.end.y - dy * pull,
+        )
+
+
+@dataclass(frozen=True)
+class Picture:
+    width: int
+    height: int
+    lessons: list[PlacedLesson]
+    edges: list[PlacedEdge]
+    left_out: int
+
+
+def layout(hood: Neighbourhood, limit: int) -> Picture:
+    shown = [hood.center, *hood.neighbours()[: max(limit - 1, 0)]]
+    rings: dict[int, list[Lesson]] = {}
+    for lesson in shown:
+        rings.setdefault(hood.hops[lesson.pk], []).append(lesson)
+
+    outermost = max(rings)
+    gap = min(RING_GAP, (HEIGHT / 2 - 40) / outermost) if outermost else RING_GAP
+    placed: dict[int, PlacedLesson] = {}
+    for hop, members in rings.items():
+        offset = hop * 0.5  # turn each ring a little so labels don't stack
+        for index, lesson in enumerate(members):
+            angle = offset + 2 * math.pi * index / len(members)
+            radius = hop * gap * (1.35 if hop else 0)
+            placed[lesson.pk] = PlacedLesson(
+                lesson=lesson,
+                x=round(WIDTH / 2 + radius * math.cos(angle), 1),
+                y=round(HEIGHT / 2 + radius * math.sin(angle) * 0.75, 1),
+                hop=hop,
+            )
+
+    edges = []
+    for edge in hood.edges:
+        if edge.source_id not in placed or edge.target_id not in placed:
+            continue
+        source, target = placed[edge.source_id], placed[edge.target_id]
+        edges.append(
+            PlacedEdge(kind=edge.kind, note=edge.note, start=target, end=source)
+        )
+    return Picture(
+        width=WIDTH,
+        height=HEIGHT,
+        lessons=list(placed.values()),
+        edges=edges,
+        left_out=len(hood.hops) - len(placed),
+    )

@@ -1,0 +1,127 @@
+from dataclasses import dataclass
+
+from django import forms
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from config.errors import ApplicationError
+from lessons.graph import LearningPath, Neighbourhood, learning_path, neighbourhood
+from lessons.models import MAX_DEPTH, MIN_DEPTH, Lesson, Topic
+
+
+class CatalogueFilters(forms.Form):
+    """The catalogue's query parameters, shared by the page and the API."""
+
+    search = forms.CharField(required=False, max_length=200, strip=True)
+    tag = forms.CharField(required=False, max_length=200)
+    topic = forms.CharField(required=False, max_length=200)
+    depth = forms.IntegerField(required=False, min_value=MIN_DEPTH, max_value=MAX_DEPTH)
+    price = forms.ChoiceField(
+        required=False, choices=[("", "Any price"), ("free", "Free"), ("paid", "Paid")]
+    )
+
+    def first_error(self) -> str:
+        name, errors = next(iter(self.errors.items()))
+        return f"{name}: {' '.join(str(error) for error in errors)}"
+
+
+def catalogue_filters(params: dict[str, str]) -> dict[str, object]:
+    form = CatalogueFilters(params)
+    if not form.is_valid():
+        raise ApplicationError(f"Bad query parameter {form.first_error()}")
+    return form.cleaned_data
+
+
+def lesson_catalogue(
+    *,
+    search: str = "",
+    tag: str = "",
+    topic: str = "",
+    depth: int | None = None,
+    price: str = "",
+) -> QuerySet[Lesson]:
+    """Lessons matching every given filter, newest first. A topic includes
+    its subtopics; every word of ``search`` must appear in the title, summary
+    or body."""
+    lessons = Lesson.objects.with_listing()
+    for word in search.split():
+        lessons = lessons.filter(
+            Q(title__icontains=word)
+            | Q(summary__icontains=word)
+            | Q(body__icontains=word)
+        )
+    if tag:
+        lessons = lessons.filter(tags__name=tag)
+    if topic:
+        lessons = lessons.filter(
+            Q(topic__path=topic) | Q(topic__path__startswith=f"{topic}/")
+        )
+    if depth is not None:
+        lessons = lessons.filter(depth=depth)
+    if price == "free":
+        lessons = lessons.free()
+    elif price == "paid":
+        lessons = lessons.paid()
+    return lessons.order_by("-created", "slug")
+
+
+def lesson_get(*, slug: str) -> Lesson:
+    return get_object_or_404(
+        Lesson.objects.select_related("topic", "author").prefetch_related(
+            "lesson_tags__tag", "citations__paper"
+        ),
+        slug=slug,
+    )
+
+
+def neighbourhood_depth(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 1
+    limit = settings.LESSONS_NEIGHBOURHOOD_MAX_DEPTH
+    if not raw.isdigit() or not 1 <= int(raw) <= limit:
+        raise ApplicationError(
+            f"Bad query parameter depth: a whole number from 1 to {limit}."
+        )
+    return int(raw)
+
+
+def lesson_neighbourhood(*, lesson: Lesson, depth: int = 1) -> Neighbourhood:
+    return neighbourhood(lesson, depth)
+
+
+def lesson_learning_path(*, lesson: Lesson) -> LearningPath:
+    return learning_path(lesson)
+
+
+@dataclass
+class TopicOverview:
+    topic: Topic
+    ancestors: list[Topic]
+    children: list[Topic]
+    by_depth: dict[int, list[Lesson]]
+
+    @property
+    def frontier(self) -> list[Lesson]:
+        """The deepest lessons of the topic: where it currently ends."""
+        if not self.by_depth:
+            return []
+        return self.by_depth[max(self.by_depth)]
+
+
+def topic_overview(*, path: str) -> TopicOverview:
+    topic = get_object_or_404(Topic, path=path)
+    lessons = lesson_catalogue(topic=path).order_by("depth", "title")
+    by_depth: dict[int, list[Lesson]] = {}
+    for lesson in lessons:
+        by_depth.setdefault(lesson.depth, []).append(lesson)
+    return TopicOverview(
+        topic=topic,
+        ancestors=list(Topic.objects.filter(path__in=topic.ancestor_paths()[:-1])),
+        children=list(topic.children.all()),
+        by_depth=by_depth,
+    )
+
+
+def topic_list() -> QuerySet[Topic]:
+    return Topic.objects.annotate(lesson_count=Count("lessons")).order_by("path")

@@ -1,0 +1,253 @@
+import enum
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+
+from lessons.graph import prerequisite_cycle_error
+from lessons.importing import ImportProblem, LessonDraft
+from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class MissingLessons(ImportProblem):
+    """Edges point at lessons the site does not hold (yet)."""
+
+    def __init__(self, draft: LessonDraft, slugs: list[str], line: int) -> None:
+        names = ", ".join(repr(slug) for slug in slugs)
+        super().__init__(draft.path, line, f"edges point at unknown lessons: {names}")
+        self.slugs = slugs
+
+
+def topic_ensure(*, path: str) -> Topic:
+    """The topic at ``path``, created with its ancestors when missing."""
+    parent = None
+    for ancestor in path.split("/"):
+        ancestor_path = f"{parent.path}/{ancestor}" if parent else ancestor
+        topic = Topic.objects.filter(path=ancestor_path).first()
+        if topic is None:
+            topic = Topic(path=ancestor_path, parent=parent)
+            topic.full_clean()
+            topic.save()
+        parent = topic
+    assert parent is not None
+    return parent
+
+
+def lesson_import(*, draft: LessonDraft) -> Outcome:
+    """Create or update the lesson a draft describes, all or nothing.
+
+    1. Write the lesson, its tags, citations and outgoing edges.
+    2. Refuse the whole draft if its prerequisites close a cycle.
+    3. Compare what the site holds with what it held before; when nothing
+       changed, undo the writes so the update time stays as it was.
+    """
+    with transaction.atomic():
+        _lock_graph()
+        existing = Lesson.objects.filter(slug=draft.slug).first()
+        before = lesson_snapshot(existing) if existing else None
+
+        savepoint = transaction.savepoint()
+        try:
+            lesson = _write_lesson(draft, existing)
+        except ValidationError as error:
+            transaction.savepoint_rollback(savepoint)
+            raise ImportProblem(draft.path, 1, _validation_message(error)) from error
+        cycle = prerequisite_cycle_error()
+        if cycle:
+            transaction.savepoint_rollback(savepoint)
+            prerequisite_lines = [
+                e.line for e in draft.edges if e.kind == "prerequisite"
+            ]
+            raise ImportProblem(draft.path, min(prerequisite_lines, default=1), cycle)
+
+        if lesson_snapshot(lesson) == before:
+            transaction.savepoint_rollback(savepoint)
+            return Outcome.UNCHANGED
+        transaction.savepoint_commit(savepoint)
+
+    outcome = Outcome.CREATED if existing is None else Outcome.UPDATED
+    logger.info("Lesson %s %s from %s", draft.slug, outcome, draft.path)
+    return outcome
+
+
+def _lock_graph() -> None:
+    """Serialise graph writers so two imports cannot close a cycle between
+    them. SQLite already allows one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('lessongraph.edges'))"
+            )
+
+
+def _write_lesson(draft: LessonDraft, existing: Lesson | None) -> Lesson:
+    lesson = existing or Lesson(slug=draft.slug)
+    lesson.title = draft.title
+    lesson.summary = draft.summary
+    lesson.body = draft.body
+    lesson.topic = topic_ensure(path=draft.topic)
+    lesson.depth = draft.depth
+    lesson.price = draft.price
+    lesson.asset = draft.asset or settings.LESSONS_DEFAULT_ASSET
+    lesson.gated = draft.gated
+    if draft.created is not None:
+        lesson.created = draft.created
+    if draft.author is not None:
+        lesson.author = _author(draft)
+    lesson.full_clean(exclude=["body_html", "body_sha256"])
+    lesson.save()
+
+    _write_tags(lesson, draft.tags)
+    _write_citations(lesson, draft.citations)
+    _write_edges(lesson, draft)
+    return lesson
+
+
+def _author(draft: LessonDraft) -> Any:
+    user = get_user_model().objects.filter(username=draft.author).first()
+    if user is None:
+        raise ImportProblem(
+            draft.path, 1, f"no user named {draft.author!r} for 'author'"
+        )
+    return user
+
+
+def _write_tags(lesson: Lesson, names: list[str]) -> None:
+    current = list(lesson.lesson_tags.select_related("tag"))
+    if [row.tag.name for row in current] == names:
+        return
+    lesson.lesson_tags.all().delete()
+    for position, name in enumerate(names):
+        tag, _ = Tag.objects.get_or_create(name=name)
+        LessonTag.objects.create(lesson=lesson, tag=tag, position=position)
+
+
+def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> None:
+    current = [
+        (c.paper.arxiv_id, c.version) for c in lesson.citations.select_related("paper")
+    ]
+    if current == cited:
+        return
+    lesson.citations.all().delete()
+    for position, (arxiv_id, version) in enumerate(cited):
+        # Metadata of a paper the site has not seen yet is fetched later;
+        # until then the citation shows its id.
+        paper, _ = Paper.objects.get_or_create(arxiv_id=arxiv_id)
+        Citation.objects.create(
+            lesson=lesson, paper=paper, version=version, position=position
+        )
+
+
+def _write_edges(lesson: Lesson, draft: LessonDraft) -> None:
+    """Make the lesson's outgoing edges exactly those of the draft. A related
+    edge already declared by the other lesson stands for both."""
+    targets = Lesson.objects.in_bulk(
+        [edge.target for edge in draft.edges], field_name="slug"
+    )
+    missing = [edge for edge in draft.edges if edge.target not in targets]
+    if missing:
+        raise MissingLessons(draft, [edge.target for edge in missing], missing[0].line)
+    if any(edge.target == lesson.slug for edge in draft.edges):
+        line = next(edge.line for edge in draft.edges if edge.target == lesson.slug)
+        raise ImportProblem(draft.path, line, "a lesson cannot link to itself")
+
+    related_back = set(
+        Edge.objects.filter(target=lesson, kind=Edge.Kind.RELATED).values_list(
+            "source__slug", flat=True
+        )
+    )
+    wanted = {
+        (edge.kind, edge.target): edge.note
+        for edge in draft.edges
+        if not (edge.kind == Edge.Kind.RELATED and edge.target in related_back)
+    }
+    for edge in lesson.edges_out.select_related("target"):
+        key = (edge.kind, edge.target.slug)
+        if key not in wanted:
+            edge.delete()
+        elif edge.note != wanted[key]:
+            edge.note = wanted.pop(key)
+            edge.save(update_fields=["note"])
+        else:
+            wanted.pop(key)
+    Edge.objects.bulk_create(
+        Edge(source=lesson, target=targets[slug], kind=kind, note=note)
+        for (kind, slug), note in wanted.items()
+    )
+
+
+def _validation_message(error: ValidationError) -> str:
+    if hasattr(error, "message_dict"):
+        return "; ".join(
+            f"{name}: {' '.join(messages)}"
+            for name, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+def lesson_snapshot(lesson: Lesson) -> dict[str, Any]:
+    """What an import can change about a lesson, in comparable form."""
+    return {
+        "title": lesson.title,
+        "summary": lesson.summary,
+        "body": lesson.body,
+        "topic": lesson.topic.path,
+        "depth": lesson.depth,
+        "price": lesson.price_amount,
+        "asset": lesson.asset,
+        "gated": lesson.gated,
+        "created": lesson.created.isoformat(),
+        "author": lesson.author_id,
+        "tags": list(lesson.lesson_tags.values_list("tag__name", flat=True)),
+        "citations": list(lesson.citations.values_list("paper__arxiv_id", "version")),
+        "edges": sorted(lesson.edges_out.values_list("kind", "target__slug", "note")),
+    }
+
+
+PAPER_FIELDS = (
+    "version", "title", "authors", "abstract", "published", "updated",
+    "primary_category", "categories", "comment", "journal_ref", "doi",
+)  # fmt: skip
+
+
+def paper_upsert(
+    *, arxiv_id: str, fetched: datetime | None, **metadata: Any
+) -> Outcome:
+    """Store the metadata of one paper, keyed by its base arXiv id."""
+    unknown = set(metadata) - set(PAPER_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown paper fields: {', '.join(sorted(unknown))}.")
+    for name in ("published", "updated"):
+        if isinstance(metadata.get(name), str):
+            metadata[name] = parse_datetime(metadata[name])
+    for name in ("comment", "journal_ref", "doi"):
+        metadata[name] = metadata.get(name) or ""
+
+    with transaction.atomic():
+        paper = Paper.objects.select_for_update().filter(arxiv_id=arxiv_id).first()
+        created = paper is None
+        paper = paper or Paper(arxiv_id=arxiv_id)
+        changed = created or any(
+            getattr(paper, name) != metadata[name] for name in metadata
+        )
+        if not changed:
+            return Outcome.UNCHANGED
+        for name, value in metadata.items():
+            setattr(paper, name, value)
+        paper.fetched = fetched
+        paper.full_clean()
+        paper.save()
+    return Outcome.CREATED if created else Outcome.UPDATED

@@ -1,0 +1,95 @@
+from django.conf import settings
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from config.errors import ApplicationError
+from lessons import picture, selectors
+from lessons.models import Tag
+
+
+def catalogue(request: HttpRequest) -> HttpResponse:
+    filters = selectors.catalogue_filters(request.GET.dict())
+    lessons = selectors.lesson_catalogue(**filters)  # type: ignore[arg-type]
+    paginator = Paginator(lessons, settings.LESSONS_CATALOGUE_PAGE_SIZE)
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except (PageNotAnInteger, EmptyPage) as error:
+        raise ApplicationError(f"Bad query parameter page: {error}") from error
+
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "lessons/catalogue.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "topics": selectors.topic_list(),
+            "depths": range(1, 6),
+        },
+    )
+
+
+def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    lesson = selectors.lesson_get(slug=slug)
+    hood = selectors.lesson_neighbourhood(lesson=lesson, depth=1)
+    tags = [row.tag for row in lesson.lesson_tags.all()]
+    return render(
+        request,
+        "lessons/lesson_detail.html",
+        {
+            "lesson": lesson,
+            "chips": [tag for tag in tags if tag.kind == Tag.Kind.PLAIN],
+            "links": [tag for tag in tags if tag.link],
+            "citations": lesson.citations.all(),
+            "hood": hood,
+            "relations": relations(hood),
+            "picture": picture.layout(
+                hood, settings.LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT
+            ),
+        },
+    )
+
+
+def relations(hood: selectors.Neighbourhood) -> list[tuple[str, list[object]]]:
+    """The centre's direct neighbours grouped by how they relate to it."""
+    center = hood.center.pk
+    groups: dict[str, list[object]] = {
+        "Read first": [],
+        "Leads on to": [],
+        "Builds on": [],
+        "Built on by": [],
+        "Related": [],
+    }
+    for edge in hood.edges:
+        if center not in (edge.source_id, edge.target_id):
+            continue
+        outgoing = edge.source_id == center
+        other = hood.lessons[edge.target_id if outgoing else edge.source_id]
+        if edge.kind == "prerequisite":
+            group = "Read first" if outgoing else "Leads on to"
+        elif edge.kind == "extends":
+            group = "Builds on" if outgoing else "Built on by"
+        else:
+            group = "Related"
+        groups[group].append({"lesson": other, "note": edge.note})
+    return [(name, members) for name, members in groups.items() if members]
+
+
+def lesson_path(request: HttpRequest, slug: str) -> HttpResponse:
+    lesson = selectors.lesson_get(slug=slug)
+    path = selectors.lesson_learning_path(lesson=lesson)
+    return render(request, "lessons/lesson_path.html", {"lesson": lesson, "path": path})
+
+
+def topic_detail(request: HttpRequest, path: str) -> HttpResponse:
+    overview = selectors.topic_overview(path=path.strip("/"))
+    return render(request, "lessons/topic_detail.html", {"overview": overview})
+
+
+def topic_index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "lessons/topic_index.html", {"topics": selectors.topic_list()}
+    )
