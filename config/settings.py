@@ -169,6 +169,8 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_RESULT_BACKEND = os.environ.get(
         "CELERY_RESULT_BACKEND", f"file://{DATA_DIR / 'celery' / 'results'}"
     )
+    for _folder in ("queue", "processed", "results"):
+        (DATA_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_ACKS_LATE = True

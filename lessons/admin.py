@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
+from lessons.tasks import lesson_rerender
 
 
 class LessonTagInline(admin.TabularInline[LessonTag, Lesson]):
@@ -43,12 +46,20 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
     readonly_fields = ["body_sha256", "updated"]
     autocomplete_fields = ["topic", "author"]
     inlines = [LessonTagInline, CitationInline, EdgeInline]
+    actions = ["rerender"]
     fieldsets = [
         (None, {"fields": ["title", "slug", "summary", "topic", "author", "depth"]}),
         ("Price", {"fields": ["price", "asset", "gated"]}),
         ("Body", {"fields": ["body", "body_sha256"]}),
         ("Times", {"fields": ["created", "updated"]}),
     ]
+
+    @admin.action(description="Render the HTML of the selected lessons again")
+    def rerender(self, request: HttpRequest, queryset: QuerySet[Lesson]) -> None:
+        for lesson_id in queryset.values_list("pk", flat=True):
+            # celery-types does not know delay_on_commit (Celery 5.4+).
+            lesson_rerender.delay_on_commit(lesson_id)  # type: ignore[attr-defined]
+        self.message_user(request, f"Queued {queryset.count()} lessons for rendering.")
 
 
 @admin.register(Edge)

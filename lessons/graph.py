@@ -17,12 +17,12 @@ from config.errors import ApplicationError
 from lessons.models import Edge, Lesson, format_decimal
 
 
-def prerequisite_cycle_error(
+def prerequisite_cycle(
     *, extra: Iterable[tuple[str, str]] = (), exclude_pk: int | None = None
-) -> str | None:
-    """Describe the prerequisite cycle the stored edges plus ``extra`` would
-    make, or return None when there is none. Edges are (source, target) slugs.
-    """
+) -> list[str] | None:
+    """The slugs of a prerequisite cycle that the stored edges plus ``extra``
+    would make, first slug repeated at the end; None when there is none.
+    Edges are (source, target) slugs."""
     rows = Edge.objects.filter(kind=Edge.Kind.PREREQUISITE)
     if exclude_pk is not None:
         rows = rows.exclude(pk=exclude_pk)
@@ -33,7 +33,10 @@ def prerequisite_cycle_error(
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
         return None
-    slugs = [source for source, _target in cycle] + [cycle[0][0]]
+    return [source for source, _target in cycle] + [cycle[0][0]]
+
+
+def describe_cycle(slugs: list[str]) -> str:
     return "Prerequisite cycle: " + " → ".join(slugs) + "."
 
 

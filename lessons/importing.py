@@ -121,8 +121,17 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
     body = "\n".join(lines[end + 1 :]).strip("\n") + "\n"
 
     def line_of(needle: str) -> int:
+        """The line of a key (``"depth:"``), an edge target (``"to: slug"``)
+        or a tag, for messages; 1 when it cannot be told."""
+        if needle.startswith("to: "):
+            target = re.escape(needle[4:])
+            pattern = rf"\bto:\s*['\"]?{target}(?![\w./-])"
+        elif needle.endswith(":"):
+            pattern = rf"^\s*{re.escape(needle)}"
+        else:
+            pattern = rf"(?<![\w./:-]){re.escape(needle)}(?![\w./:-])"
         for number, line in enumerate(lines[1:end], start=2):
-            if needle in line:
+            if re.search(pattern, line):
                 return number
         return 1
 
@@ -173,6 +182,8 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
     gated = meta.get("gated", False)
     if not isinstance(gated, bool):
         raise ImportProblem(path, line_of("gated:"), "'gated' must be true or false")
+    if gated and price is None:
+        raise ImportProblem(path, line_of("gated:"), "a gated lesson needs a price")
 
     tags = meta.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
@@ -225,7 +236,7 @@ def parse_edges(value: Any, *, path: Path, line_of: Any) -> list[EdgeDraft]:
                 line_of("edges:"),
                 "each edge needs 'kind' and 'to' (a lesson slug)",
             )
-        line = line_of(entry["to"])
+        line = line_of(f"to: {entry['to']}")
         extra = sorted(set(entry) - {"kind", "to", "note"})
         if extra:
             raise ImportProblem(path, line, f"unknown edge key {extra[0]!r}")
@@ -338,6 +349,10 @@ def parse_lesson_page(
         )
 
     gated = any(FLAGS.get(chip) == "gated" for chip in chips)
+    if gated and price is None:
+        raise ImportProblem(
+            path, depth_at + 1, "the page is gated but its price is 'Free'"
+        )
     return LessonDraft(
         path=path,
         slug=slugify(path.stem),

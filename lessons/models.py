@@ -350,7 +350,7 @@ class Edge(models.Model):
         return f"{self.source.slug} {self.kind} {self.target.slug}"
 
     def clean(self) -> None:
-        from lessons.graph import prerequisite_cycle_error
+        from lessons.graph import describe_cycle, prerequisite_cycle
 
         if self.source_id is None or self.target_id is None:
             return
@@ -372,8 +372,8 @@ class Edge(models.Model):
                     "related links go both ways."
                 )
         if self.kind == Edge.Kind.PREREQUISITE:
-            error = prerequisite_cycle_error(
+            cycle = prerequisite_cycle(
                 extra=[(self.source.slug, self.target.slug)], exclude_pk=self.pk
             )
-            if error:
-                raise ValidationError(error)
+            if cycle:
+                raise ValidationError(describe_cycle(cycle))

@@ -47,10 +47,10 @@ class PlacedEdge:
         length = math.hypot(dx, dy) or 1.0
         pull = 16 / length
         return (
-            self.start.x + dx * pull,
-            self.start.y + dy * pull,
-            self.end.x - dx * pull,
-            self.end.y - dy * pull,
+            round(self.start.x + dx * pull, 1),
+            round(self.start.y + dy * pull, 1),
+            round(self.end.x - dx * pull, 1),
+            round(self.end.y - dy * pull, 1),
         )
 
 

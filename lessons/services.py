@@ -1,4 +1,5 @@
 import enum
+import itertools
 import logging
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
-from lessons.graph import prerequisite_cycle_error
+from lessons.graph import describe_cycle, prerequisite_cycle
 from lessons.importing import ImportProblem, LessonDraft
 from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
 
@@ -47,40 +48,66 @@ def topic_ensure(*, path: str) -> Topic:
 
 
 def lesson_import(*, draft: LessonDraft) -> Outcome:
-    """Create or update the lesson a draft describes, all or nothing.
+    """Create or update the lesson a draft describes, all or nothing."""
+    return lessons_import(drafts=[draft])[0]
 
-    1. Write the lesson, its tags, citations and outgoing edges.
-    2. Refuse the whole draft if its prerequisites close a cycle.
-    3. Compare what the site holds with what it held before; when nothing
-       changed, undo the writes so the update time stays as it was.
+
+def lessons_import(*, drafts: list[LessonDraft]) -> list[Outcome]:
+    """Create or update the lessons of several drafts together, all or
+    nothing; drafts whose edges point at each other go in one call.
+
+    1. Write every lesson with its tags and citations, then every lesson's
+       outgoing edges, so edges may point anywhere in the group.
+    2. Refuse the group if the prerequisites close a cycle, blaming the
+       draft that declared an edge of it.
+    3. Put back the update time of lessons that did not change.
     """
     with transaction.atomic():
         _lock_graph()
-        existing = Lesson.objects.filter(slug=draft.slug).first()
-        before = lesson_snapshot(existing) if existing else None
+        existing = Lesson.objects.in_bulk([d.slug for d in drafts], field_name="slug")
+        before = {slug: lesson_snapshot(lesson) for slug, lesson in existing.items()}
+        stamps = {slug: lesson.updated for slug, lesson in existing.items()}
 
-        savepoint = transaction.savepoint()
-        try:
-            lesson = _write_lesson(draft, existing)
-        except ValidationError as error:
-            transaction.savepoint_rollback(savepoint)
-            raise ImportProblem(draft.path, 1, _validation_message(error)) from error
-        cycle = prerequisite_cycle_error()
+        lessons = []
+        for draft in drafts:
+            try:
+                lessons.append(_write_lesson(draft, existing.get(draft.slug)))
+            except ValidationError as error:
+                raise ImportProblem(
+                    draft.path, 1, _validation_message(error)
+                ) from error
+        for draft, lesson in zip(drafts, lessons, strict=True):
+            _write_edges(lesson, draft)
+        cycle = prerequisite_cycle()
         if cycle:
-            transaction.savepoint_rollback(savepoint)
-            prerequisite_lines = [
-                e.line for e in draft.edges if e.kind == "prerequisite"
-            ]
-            raise ImportProblem(draft.path, min(prerequisite_lines, default=1), cycle)
+            raise _cycle_problem(drafts, cycle)
 
-        if lesson_snapshot(lesson) == before:
-            transaction.savepoint_rollback(savepoint)
-            return Outcome.UNCHANGED
-        transaction.savepoint_commit(savepoint)
+        outcomes = []
+        for draft, lesson in zip(drafts, lessons, strict=True):
+            if draft.slug not in before:
+                outcomes.append(Outcome.CREATED)
+            elif lesson_snapshot(lesson) == before[draft.slug]:
+                Lesson.objects.filter(pk=lesson.pk).update(updated=stamps[draft.slug])
+                outcomes.append(Outcome.UNCHANGED)
+            else:
+                outcomes.append(Outcome.UPDATED)
 
-    outcome = Outcome.CREATED if existing is None else Outcome.UPDATED
-    logger.info("Lesson %s %s from %s", draft.slug, outcome, draft.path)
-    return outcome
+    for draft, outcome in zip(drafts, outcomes, strict=True):
+        if outcome != Outcome.UNCHANGED:
+            logger.info("Lesson %s %s from %s", draft.slug, outcome, draft.path)
+    return outcomes
+
+
+def _cycle_problem(drafts: list[LessonDraft], cycle: list[str]) -> ImportProblem:
+    links = set(itertools.pairwise(cycle))
+    for draft in drafts:
+        for edge in draft.edges:
+            if (
+                edge.kind == Edge.Kind.PREREQUISITE
+                and (draft.slug, edge.target) in links
+            ):
+                return ImportProblem(draft.path, edge.line, describe_cycle(cycle))
+    return ImportProblem(drafts[0].path, 1, describe_cycle(cycle))
 
 
 def _lock_graph() -> None:
@@ -112,7 +139,6 @@ def _write_lesson(draft: LessonDraft, existing: Lesson | None) -> Lesson:
 
     _write_tags(lesson, draft.tags)
     _write_citations(lesson, draft.citations)
-    _write_edges(lesson, draft)
     return lesson
 
 
@@ -233,8 +259,18 @@ def paper_upsert(
     for name in ("published", "updated"):
         if isinstance(metadata.get(name), str):
             metadata[name] = parse_datetime(metadata[name])
-    for name in ("comment", "journal_ref", "doi"):
+    # Missing metadata arrives as null; the columns hold empty values.
+    for name in (
+        "title",
+        "abstract",
+        "primary_category",
+        "comment",
+        "journal_ref",
+        "doi",
+    ):
         metadata[name] = metadata.get(name) or ""
+    for name in ("authors", "categories"):
+        metadata[name] = metadata.get(name) or []
 
     with transaction.atomic():
         paper = Paper.objects.select_for_update().filter(arxiv_id=arxiv_id).first()
@@ -251,3 +287,15 @@ def paper_upsert(
         paper.full_clean()
         paper.save()
     return Outcome.CREATED if created else Outcome.UPDATED
+
+
+def lesson_rerender(*, lesson_id: int) -> bool:
+    """Render the stored HTML of a lesson again; True when it changed."""
+    with transaction.atomic():
+        lesson = Lesson.objects.select_for_update().get(pk=lesson_id)
+        before = lesson.body_html
+        lesson.save(update_fields=["body_html", "body_sha256"])
+    changed = lesson.body_html != before
+    if changed:
+        logger.info("Lesson %s re-rendered", lesson.slug)
+    return changed

@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lessons.importing import ImportProblem, read_lesson_file
+from lessons.importing import ImportProblem, LessonDraft, read_lesson_file
 from lessons.models import Tag
-from lessons.services import MissingLessons, lesson_import
+from lessons.services import MissingLessons, Outcome, lesson_import, lessons_import
 
 LESSON_SUFFIXES = {".md", ".txt"}
 
@@ -41,52 +41,55 @@ class Command(BaseCommand):
         if options["vocabulary"]:
             vocabulary |= read_vocabulary(options["vocabulary"])
         files = lesson_files(options["paths"])
+        self.total = len(files)
+        self.counts: Counter[str] = Counter()
+        self.problems: list[ImportProblem] = []
 
-        counts: Counter[str] = Counter()
-        problems: dict[Path, ImportProblem] = {}
-        pending = files
-        # Files whose edges point at lessons later in the batch wait for
-        # those; a round that imports nothing ends the waiting.
-        while pending:
-            waiting = []
-            for path in pending:
-                try:
-                    draft = read_lesson_file(
-                        path, vocabulary=vocabulary, timezone=timezone
-                    )
-                    outcome = lesson_import(draft=draft)
-                except MissingLessons as problem:
-                    waiting.append(path)
-                    problems[path] = problem
-                    continue
-                except ImportProblem as problem:
-                    problems[path] = problem
-                    counts["failed"] += 1
-                    self.report(sum(counts.values()), len(files), path, "failed")
-                    continue
-                problems.pop(path, None)
-                counts[outcome] += 1
-                self.report(sum(counts.values()), len(files), path, outcome)
-            if len(waiting) == len(pending):
-                for path in waiting:
-                    counts["failed"] += 1
-                    self.report(sum(counts.values()), len(files), path, "failed")
-                break
-            pending = waiting
+        waiting: list[LessonDraft] = []
+        for path in files:
+            try:
+                draft = read_lesson_file(path, vocabulary=vocabulary, timezone=timezone)
+                self.done(path, lesson_import(draft=draft))
+            except MissingLessons:
+                waiting.append(draft)
+            except ImportProblem as problem:
+                self.fail(problem)
+        self.import_together(waiting)
 
-        for reported in problems.values():
-            self.stderr.write(str(reported))
-        summary = ", ".join(
-            f"{counts[name]} {name}"
-            for name in ("created", "updated", "unchanged", "failed")
-        )
-        self.stdout.write(summary)
-        if counts["failed"]:
-            raise CommandError(f"{counts['failed']} of {len(files)} files failed.")
+        for problem in self.problems:
+            self.stderr.write(str(problem))
+        names = ("created", "updated", "unchanged", "failed")
+        self.stdout.write(", ".join(f"{self.counts[name]} {name}" for name in names))
+        if self.counts["failed"]:
+            raise CommandError(f"{self.counts['failed']} of {self.total} files failed.")
 
-    def report(self, done: int, total: int, path: Path, outcome: str) -> None:
-        if self.verbosity >= 1 and total > 1:
-            self.stdout.write(f"[{done}/{total}] {path}: {outcome}")
+    def import_together(self, drafts: list[LessonDraft]) -> None:
+        """Import drafts that wait on each other's lessons in one go. A draft
+        that fails leaves the group, and the rest try again without it."""
+        while drafts:
+            try:
+                outcomes = lessons_import(drafts=drafts)
+            except ImportProblem as problem:
+                self.fail(problem)
+                drafts = [draft for draft in drafts if draft.path != problem.path]
+                continue
+            for draft, outcome in zip(drafts, outcomes, strict=True):
+                self.done(draft.path, outcome)
+            return
+
+    def done(self, path: Path, outcome: Outcome) -> None:
+        self.counts[outcome] += 1
+        self.report(path, outcome)
+
+    def fail(self, problem: ImportProblem) -> None:
+        self.counts["failed"] += 1
+        self.problems.append(problem)
+        self.report(problem.path, "failed")
+
+    def report(self, path: Path, outcome: str) -> None:
+        if self.verbosity >= 1 and self.total > 1:
+            done = sum(self.counts.values())
+            self.stdout.write(f"[{done}/{self.total}] {path}: {outcome}")
 
 
 def lesson_files(paths: list[Path]) -> list[Path]:

@@ -1,0 +1,13 @@
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_INPUTS = ROOT.parent / "shared" / "inputs"
+
+
+@pytest.fixture
+def shared_inputs() -> Path:
+    if not SHARED_INPUTS.is_dir():
+        pytest.fail(f"The shared inputs are missing: {SHARED_INPUTS}")
+    return SHARED_INPUTS

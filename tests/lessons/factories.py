@@ -1,0 +1,38 @@
+from decimal import Decimal
+
+import factory
+
+from lessons.models import Edge, Lesson, Topic
+from lessons.services import topic_ensure
+
+
+class TopicFactory(factory.django.DjangoModelFactory[Topic]):
+    class Meta:
+        model = Topic
+        django_get_or_create = ["path"]
+
+    path = factory.Sequence(lambda n: f"topic-{n}")
+
+
+class LessonFactory(factory.django.DjangoModelFactory[Lesson]):
+    class Meta:
+        model = Lesson
+
+    slug = factory.Sequence(lambda n: f"lesson-{n}")
+    title = factory.Sequence(lambda n: f"Lesson number {n}")
+    summary = "A short lesson used by the tests."
+    body = "## Heading\n\nSome text.\n"
+    depth = 2
+    topic = factory.LazyFunction(lambda: topic_ensure(path="testing"))
+
+    class Params:
+        priced = factory.Trait(price=Decimal("0.005"), gated=True)
+
+
+class EdgeFactory(factory.django.DjangoModelFactory[Edge]):
+    class Meta:
+        model = Edge
+
+    source = factory.SubFactory(LessonFactory)
+    target = factory.SubFactory(LessonFactory)
+    kind = Edge.Kind.PREREQUISITE
