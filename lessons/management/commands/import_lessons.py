@@ -56,8 +56,8 @@ class Command(BaseCommand):
                 self.fail(problem)
         self.import_together(waiting)
 
-        for problem in self.problems:
-            self.stderr.write(str(problem))
+        for reported in self.problems:
+            self.stderr.write(str(reported))
         names = ("created", "updated", "unchanged", "failed")
         self.stdout.write(", ".join(f"{self.counts[name]} {name}" for name in names))
         if self.counts["failed"]:
