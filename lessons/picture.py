@@ -9,7 +9,8 @@ from lessons.models import Edge, Lesson
 
 WIDTH = 720
 HEIGHT = 480
-RING_GAP = 150
+MARGIN_X = 110
+MARGIN_Y = 45
 LABEL_LENGTH = 28
 
 
@@ -69,18 +70,19 @@ def layout(hood: Neighbourhood, limit: int) -> Picture:
     for lesson in shown:
         rings.setdefault(hood.hops[lesson.pk], []).append(lesson)
 
-    outermost = max(rings)
-    gap = min(RING_GAP, (HEIGHT / 2 - 40) / outermost) if outermost else RING_GAP
+    # Rings fill the picture: the outermost touches its margins.
+    outermost = max(rings) or 1
+    step_x = (WIDTH / 2 - MARGIN_X) / outermost
+    step_y = (HEIGHT / 2 - MARGIN_Y) / outermost
     placed: dict[int, PlacedLesson] = {}
     for hop, members in rings.items():
-        offset = hop * 0.5  # turn each ring a little so labels don't stack
+        turn = hop * 0.5  # turn each ring a little so labels don't stack
         for index, lesson in enumerate(members):
-            angle = offset + 2 * math.pi * index / len(members)
-            radius = hop * gap * (1.35 if hop else 0)
+            angle = turn + 2 * math.pi * index / len(members)
             placed[lesson.pk] = PlacedLesson(
                 lesson=lesson,
-                x=round(WIDTH / 2 + radius * math.cos(angle), 1),
-                y=round(HEIGHT / 2 + radius * math.sin(angle) * 0.75, 1),
+                x=round(WIDTH / 2 + hop * step_x * math.cos(angle), 1),
+                y=round(HEIGHT / 2 + hop * step_y * math.sin(angle), 1),
                 hop=hop,
             )
 
