@@ -3,7 +3,7 @@
 from http import HTTPStatus
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -45,9 +45,20 @@ class ApplicationErrorMiddleware:
     ) -> HttpResponse | None:
         if not isinstance(exception, ApplicationError):
             return None
+        if wants_json(request):
+            return JsonResponse(
+                {"detail": exception.message, **exception.extra},
+                status=exception.status,
+            )
         return render(
             request,
             "error.html",
             {"status": exception.status, "message": exception.message},
             status=exception.status,
         )
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.content_type == "application/json" or (
+        "application/json" in request.headers.get("Accept", "")
+    )

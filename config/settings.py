@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.errors.ApplicationErrorMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,7 +125,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Passkeys only: this backend never accepts a password.
+AUTHENTICATION_BACKENDS = ["accounts.backends.PasskeyBackend"]
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+LOGIN_URL = "accounts:signin"
+
+# WebAuthn. The relying party id and the origins are pinned here; they are
+# never taken from the request's Host header.
+WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "localhost")
+WEBAUTHN_RP_NAME = os.environ.get("WEBAUTHN_RP_NAME", "Lessongraph")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"])
+WEBAUTHN_CHALLENGE_SECONDS = int(os.environ.get("WEBAUTHN_CHALLENGE_SECONDS", "180"))
+# How long a passkey assertion counts as fresh for sensitive actions.
+ACCOUNTS_REAUTH_SECONDS = int(os.environ.get("ACCOUNTS_REAUTH_SECONDS", "300"))
+# Sign-up, sign-in and re-authentication attempts per client address.
+ACCOUNTS_CEREMONY_RATE = os.environ.get("ACCOUNTS_CEREMONY_RATE", "30/m")
+RATELIMIT_VIEW = "accounts.views.rate_limited"
+
+# The rate limits count in the cache: in memory for one process by
+# default, Redis (CACHE_URL=redis://...) when several processes serve.
+if os.environ.get("CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -187,6 +215,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

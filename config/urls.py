@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 
@@ -16,6 +17,13 @@ urlpatterns = [
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
     ),
+    # The admin signs in with passkeys like everyone else.
+    path(
+        "admin/login/",
+        RedirectView.as_view(url="/accounts/signin/", query_string=True),
+    ),
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("api/account/", include("accounts.api.urls")),
     path("health/live", live, name="live"),
 ]

@@ -24,6 +24,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8000)
     arguments = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Passkeys are bound to the origin the browser sees.
+    os.environ.setdefault("WEBAUTHN_ORIGINS", f"http://localhost:{arguments.port}")
 
     for command in (["migrate", "--noinput"], ["load_bundled"]):
         subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, check=True)

@@ -11,3 +11,11 @@ def shared_inputs() -> Path:
     if not SHARED_INPUTS.is_dir():
         pytest.fail(f"The shared inputs are missing: {SHARED_INPUTS}")
     return SHARED_INPUTS
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Rate limits count in the cache; each test starts with none used."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -1,0 +1,391 @@
+"""Sign-up, sign-in, passkeys, re-authentication and API tokens.
+
+Every ceremony is two calls: ``*_begin`` issues a challenge bound to the
+browser session (or API token) that asked and returns the options for the
+browser; ``*_complete`` consumes that challenge first, so it is used once
+even when the answer is then refused, and checks the answer.
+"""
+
+import logging
+import re
+import secrets
+from http import HTTPStatus
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import ceremonies
+from accounts.ceremonies import PasskeyRefused
+from accounts.models import ApiToken, Challenge, Passkey, User
+from config.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+CHALLENGE_BYTES = 32
+DISPLAY_NAME_RE = re.compile(r"^[\w .@+-]{1,64}$")
+DEFAULT_PASSKEY_NAME = "Passkey"
+
+
+def challenge_issue(
+    *,
+    purpose: Challenge.Purpose,
+    session_key: str = "",
+    user: User | None = None,
+    token: ApiToken | None = None,
+    payload: dict[str, Any] | None = None,
+) -> bytes:
+    now = timezone.now()
+    Challenge.objects.filter(expires__lt=now).delete()
+    challenge = secrets.token_bytes(CHALLENGE_BYTES)
+    Challenge.objects.create(
+        challenge=challenge,
+        purpose=purpose,
+        session_key=session_key,
+        user=user,
+        token=token,
+        payload=payload or {},
+        expires=now + Challenge.lifetime(),
+    )
+    return challenge
+
+
+def challenge_consume(
+    *,
+    credential: Any,
+    purpose: Challenge.Purpose,
+    session_key: str = "",
+    user: User | None = None,
+    token: ApiToken | None = None,
+) -> Challenge:
+    """Take the challenge an answer carries out of the store, or refuse it.
+    Deleting is the claim: of two answers to one challenge, one wins."""
+    value = ceremonies.challenge_of(credential)
+    found = Challenge.objects.filter(
+        challenge=value,
+        purpose=purpose,
+        session_key=session_key,
+        user=user,
+        token=token,
+    ).first()
+    if found is None or Challenge.objects.filter(pk=found.pk).delete()[0] != 1:
+        logger.warning("Passkey answer with an unknown or used %s challenge", purpose)
+        raise PasskeyRefused(
+            "Passkey refused: the challenge is unknown or already used."
+        )
+    if found.expires < timezone.now():
+        logger.warning("Passkey answer to an expired %s challenge", purpose)
+        raise PasskeyRefused(
+            "Passkey refused: the challenge expired; please try again."
+        )
+    return found
+
+
+# Sign-up ------------------------------------------------------------------
+
+
+def signup_begin(*, display_name: str, session_key: str) -> dict[str, Any]:
+    display_name = display_name.strip()
+    if not DISPLAY_NAME_RE.match(display_name):
+        raise PasskeyRefused(
+            "A display name is 1 to 64 letters, digits, spaces or . @ + - _ characters."
+        )
+    if User.objects.filter(username__iexact=display_name).exists():
+        raise PasskeyRefused("That display name is taken.", status=HTTPStatus.CONFLICT)
+    user_handle = secrets.token_bytes(32)
+    challenge = challenge_issue(
+        purpose=Challenge.Purpose.SIGN_UP,
+        session_key=session_key,
+        payload={"display_name": display_name, "user_handle": user_handle.hex()},
+    )
+    return ceremonies.registration_options(
+        challenge=challenge, user_handle=user_handle, user_name=display_name, exclude=[]
+    )
+
+
+def signup_complete(
+    *, credential: Any, session_key: str, passkey_name: str = ""
+) -> User:
+    pending = challenge_consume(
+        credential=credential,
+        purpose=Challenge.Purpose.SIGN_UP,
+        session_key=session_key,
+    )
+    verified = ceremonies.verify_registration(
+        credential=credential, challenge=bytes(pending.challenge)
+    )
+    display_name = pending.payload["display_name"]
+    try:
+        with transaction.atomic():
+            if User.objects.filter(username__iexact=display_name).exists():
+                raise IntegrityError("display name taken")
+            user = User(
+                username=display_name,
+                user_handle=bytes.fromhex(pending.payload["user_handle"]),
+            )
+            user.set_unusable_password()
+            user.full_clean()
+            user.save()
+            _passkey_store(user, verified, credential, passkey_name)
+    except IntegrityError:
+        raise PasskeyRefused(
+            "That display name or passkey is already registered.",
+            status=HTTPStatus.CONFLICT,
+        ) from None
+    logger.info("Account %s signed up with a passkey", user.pk)
+    return user
+
+
+# Sign-in and re-authentication --------------------------------------------
+
+
+def signin_begin(*, session_key: str) -> dict[str, Any]:
+    challenge = challenge_issue(
+        purpose=Challenge.Purpose.SIGN_IN, session_key=session_key
+    )
+    # No allowed list: the browser offers the passkeys it holds for us.
+    return ceremonies.authentication_options(challenge=challenge, allow=[])
+
+
+def signin_complete(*, credential: Any, session_key: str) -> User:
+    pending = challenge_consume(
+        credential=credential,
+        purpose=Challenge.Purpose.SIGN_IN,
+        session_key=session_key,
+    )
+    passkey = _assertion_verify(
+        credential, bytes(pending.challenge), handle_required=True
+    )
+    logger.info("Account %s signed in with passkey %s", passkey.user_id, passkey.pk)
+    return passkey.user
+
+
+def reauth_begin(
+    *, user: User, session_key: str = "", token: ApiToken | None = None
+) -> dict[str, Any]:
+    challenge = challenge_issue(
+        purpose=Challenge.Purpose.REAUTHENTICATE,
+        session_key=session_key,
+        user=user,
+        token=token,
+    )
+    allow = [
+        bytes(key) for key in user.passkeys.values_list("credential_id", flat=True)
+    ]
+    return ceremonies.authentication_options(challenge=challenge, allow=allow)
+
+
+def reauth_complete(
+    *, user: User, credential: Any, session_key: str = "", token: ApiToken | None = None
+) -> Passkey:
+    pending = challenge_consume(
+        credential=credential,
+        purpose=Challenge.Purpose.REAUTHENTICATE,
+        session_key=session_key,
+        user=user,
+        token=token,
+    )
+    passkey = _assertion_verify(credential, bytes(pending.challenge), owner=user)
+    if token is not None:
+        ApiToken.objects.filter(pk=token.pk).update(reauthenticated=timezone.now())
+    logger.info("Account %s re-authenticated with passkey %s", user.pk, passkey.pk)
+    return passkey
+
+
+def _assertion_verify(
+    credential: Any,
+    challenge: bytes,
+    *,
+    owner: User | None = None,
+    handle_required: bool = False,
+) -> Passkey:
+    """Check an assertion against the stored passkey and move its counter.
+
+    1. The credential must be registered here, to ``owner`` when given.
+    2. The user handle, when sent (always, for sign-in), must be the owner's.
+    3. A counter that does not move forward is refused, unless both are 0.
+    4. The signature, origin, RP id and user verification must hold.
+    5. The counter moves with a conditional update: of two answers carrying
+       the same counter, only one can succeed.
+    """
+    credential_id = ceremonies.credential_id_of(credential)
+    passkey = (
+        Passkey.objects.select_related("user")
+        .filter(credential_id=credential_id)
+        .first()
+    )
+    if passkey is None or (owner is not None and passkey.user_id != owner.pk):
+        logger.warning(
+            "Assertion from a passkey not registered here%s",
+            " to this account" if owner else "",
+        )
+        raise PasskeyRefused("Passkey refused: this passkey is not registered here.")
+    if not passkey.user.is_active:
+        logger.warning("Assertion for inactive account %s", passkey.user_id)
+        raise PasskeyRefused("Passkey refused: this account is disabled.")
+
+    handle = ceremonies.user_handle_of(credential)
+    if (handle is None and handle_required) or (
+        handle is not None and handle != bytes(passkey.user.user_handle)
+    ):
+        logger.warning(
+            "Assertion with a user handle not of passkey %s's owner", passkey.pk
+        )
+        raise PasskeyRefused("Passkey refused: the passkey belongs to another account.")
+
+    counter = ceremonies.sign_count_of(credential)
+    if (counter or passkey.sign_count) and counter <= passkey.sign_count:
+        logger.warning(
+            "Sign counter of passkey %s went backwards (stored %s, sent %s): "
+            "the authenticator may have been cloned",
+            passkey.pk,
+            passkey.sign_count,
+            counter,
+        )
+        raise PasskeyRefused("Passkey refused: its signature counter went backwards.")
+
+    new_count = ceremonies.verify_assertion(
+        credential=credential,
+        challenge=challenge,
+        public_key=bytes(passkey.public_key),
+        sign_count=passkey.sign_count,
+    )
+    moved = Passkey.objects.filter(pk=passkey.pk, sign_count=passkey.sign_count).update(
+        sign_count=new_count, last_used=timezone.now()
+    )
+    if moved != 1:
+        logger.warning(
+            "Passkey %s was used twice at once; refusing the second", passkey.pk
+        )
+        raise PasskeyRefused(
+            "Passkey refused: it was used at the same moment elsewhere."
+        )
+    passkey.sign_count = new_count
+    return passkey
+
+
+# Managing passkeys --------------------------------------------------------
+
+
+def passkey_add_begin(*, user: User, session_key: str) -> dict[str, Any]:
+    challenge = challenge_issue(
+        purpose=Challenge.Purpose.ADD_PASSKEY, session_key=session_key, user=user
+    )
+    exclude = [
+        bytes(key) for key in user.passkeys.values_list("credential_id", flat=True)
+    ]
+    return ceremonies.registration_options(
+        challenge=challenge,
+        user_handle=bytes(user.user_handle),
+        user_name=user.username,
+        exclude=exclude,
+    )
+
+
+def passkey_add_complete(
+    *, user: User, credential: Any, session_key: str, name: str = ""
+) -> Passkey:
+    pending = challenge_consume(
+        credential=credential,
+        purpose=Challenge.Purpose.ADD_PASSKEY,
+        session_key=session_key,
+        user=user,
+    )
+    verified = ceremonies.verify_registration(
+        credential=credential, challenge=bytes(pending.challenge)
+    )
+    try:
+        with transaction.atomic():
+            passkey = _passkey_store(user, verified, credential, name)
+    except IntegrityError:
+        logger.warning("Account %s tried to register a passkey twice", user.pk)
+        raise PasskeyRefused(
+            "This passkey is already registered.", status=HTTPStatus.CONFLICT
+        ) from None
+    logger.info("Account %s added passkey %s", user.pk, passkey.pk)
+    return passkey
+
+
+def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Passkey:
+    transports = credential.get("response", {}).get("transports") or []
+    passkey = Passkey(
+        user=user,
+        name=_passkey_name(name, user),
+        credential_id=verified.credential_id,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=[str(item)[:32] for item in transports][:8],
+        aaguid=str(verified.aaguid),
+        backed_up=bool(getattr(verified, "credential_backed_up", False)),
+    )
+    passkey.full_clean(exclude=["credential_id"])
+    passkey.save()
+    return passkey
+
+
+def _passkey_name(name: str, user: User) -> str:
+    name = " ".join(name.split())[:100]
+    return name or f"{DEFAULT_PASSKEY_NAME} {user.passkeys.count() + 1}"
+
+
+def passkey_rename(*, passkey: Passkey, name: str) -> Passkey:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 100:
+        raise PasskeyRefused("A passkey name is 1 to 100 characters.")
+    passkey.name = name
+    passkey.save(update_fields=["name"])
+    return passkey
+
+
+def passkey_remove(*, passkey: Passkey) -> None:
+    """Remove a passkey, but never an account's last one: without a passkey
+    nobody could sign in to it again."""
+    with transaction.atomic():
+        owned = list(
+            Passkey.objects.select_for_update()
+            .filter(user_id=passkey.user_id)
+            .values_list("pk", flat=True)
+        )
+        if passkey.pk not in owned:
+            return
+        if len(owned) == 1:
+            raise PasskeyRefused(
+                "This is the account's only passkey: add another before removing it, "
+                "or you could never sign in again.",
+                status=HTTPStatus.CONFLICT,
+            )
+        Passkey.objects.filter(pk=passkey.pk).delete()
+    logger.info("Account %s removed passkey %s", passkey.user_id, passkey.pk)
+
+
+# API tokens and roles -----------------------------------------------------
+
+
+def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """Make a token; the secret is returned here and never again."""
+    name = " ".join(name.split())[:100] or "API token"
+    secret = ApiToken.PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, digest=ApiToken.digest_of(secret), hint=secret[:10]
+    )
+    logger.info("Account %s created API token %s", user.pk, token.pk)
+    return token, secret
+
+
+def token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked__isnull=True).update(
+        revoked=timezone.now()
+    )
+    logger.info("API token %s revoked", token.pk)
+
+
+def user_set_role(*, user: User, role: str) -> User:
+    if role not in User.Role.values:
+        raise ApplicationError(
+            f"Unknown role {role!r}; choose one of {', '.join(User.Role.values)}."
+        )
+    user.role = role
+    user.is_staff = role == User.Role.STAFF
+    user.save(update_fields=["role", "is_staff"])
+    logger.info("Account %s is now %s", user.pk, role)
+    return user
