@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start the system parts the test suite needs, when missing:
-# PostgreSQL and Redis on 127.0.0.1. Safe to run again and again.
+# PostgreSQL and Redis on 127.0.0.1, and Chromium for the browser tests.
+# Safe to run again and again.
 set -euo pipefail
 
 say() { printf 'provision: %s\n' "$*"; }
@@ -9,6 +10,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
   missing=()
   command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 || missing+=("PostgreSQL 15+ listening on 127.0.0.1:5432 with a 'postgres' role")
   command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || missing+=("Redis 7 listening on 127.0.0.1:6379")
+  [ -x /usr/bin/chromium ] || missing+=("Chromium at /usr/bin/chromium (or set CHROMIUM to its path)")
   if [ ${#missing[@]} -eq 0 ]; then say "PostgreSQL and Redis answer"; exit 0; fi
   say "this is not a Debian-like system; install and start these yourself:"
   for item in "${missing[@]}"; do say "  - $item"; done
@@ -54,4 +56,11 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
 fi
 redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { say "Redis does not answer on 127.0.0.1:6379"; exit 1; }
 
-say "PostgreSQL and Redis answer on 127.0.0.1"
+# Chromium, driven by Playwright in the browser tests. Playwright's own
+# browser download needs the open internet; the distribution's build works.
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  say "installing Chromium"
+  apt_install chromium
+fi
+
+say "PostgreSQL and Redis answer on 127.0.0.1; Chromium is at ${CHROMIUM:-/usr/bin/chromium}"

@@ -52,8 +52,18 @@
     return field ? field.value : "";
   };
 
+  // Where to go after a ceremony: the page's own ?next=, else back here,
+  // unless "here" is one of the account pages themselves.
+  const nextPage = () => {
+    const asked = new URLSearchParams(window.location.search).get("next");
+    if (asked) return asked;
+    if (window.location.pathname.startsWith("/accounts/")) return "";
+    return window.location.pathname + window.location.search;
+  };
+
   const post = async (url, body) => {
-    const response = await fetch(url + window.location.search, {
+    const next = nextPage();
+    const response = await fetch(next ? `${url}?next=${encodeURIComponent(next)}` : url, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(body || {}),
