@@ -195,3 +195,13 @@ def test_browser_without_webauthn_is_told_so_and_nothing_breaks(browser):
     assert browser.errors == []
     browser.open("/")
     expect(page.get_by_role("heading", name="Lessons")).to_be_visible()
+
+
+def test_wrong_host_name_says_where_passkeys_work(browser):
+    page = browser.page
+    page.goto(browser.site.replace("localhost", "127.0.0.1") + "/")
+
+    link = page.get_by_role("link", name="localhost")
+    expect(link).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in")).to_be_hidden()
+    assert link.get_attribute("href") == browser.site + "/"

@@ -3,7 +3,12 @@
 "use strict";
 
 (() => {
-  const supported = typeof window.PublicKeyCredential === "function";
+  // Passkeys belong to the site's RP id; at another host name (such as
+  // 127.0.0.1 for localhost) the browser refuses them, so say where to go.
+  const rpId = document.body.dataset.rpId || window.location.hostname;
+  const host = window.location.hostname;
+  const rightHost = host === rpId || host.endsWith(`.${rpId}`);
+  const supported = typeof window.PublicKeyCredential === "function" && rightHost;
 
   const toBytes = (text) => {
     const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
@@ -162,7 +167,10 @@
   };
 
   document.addEventListener("DOMContentLoaded", () => {
-    document.querySelectorAll("[data-passkey-unsupported]").forEach((el) => { el.hidden = supported; });
+    document.querySelectorAll("[data-passkey-wrong-host]").forEach((el) => { el.hidden = rightHost; });
+    document.querySelectorAll("[data-passkey-unsupported]").forEach((el) => {
+      el.hidden = supported || !rightHost;
+    });
     document.querySelectorAll("[data-passkey-only]").forEach((el) => { el.hidden = !supported; });
     if (!supported) return;
 
