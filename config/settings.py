@@ -241,5 +241,7 @@ LESSONS_DEFAULT_ASSET = "AIN"
 LESSONS_BUNDLED_DIR = BASE_DIR / "lessons" / "content"
 LESSONS_CATALOGUE_PAGE_SIZE = 12
 LESSONS_NEIGHBOURHOOD_MAX_DEPTH = 3
+# Lesson pages are cached per content version (see lessons/caching.py).
+LESSONS_PAGE_CACHE_SECONDS = int(os.environ.get("LESSONS_PAGE_CACHE_SECONDS", "600"))
 # The picture stays legible; the list under it names every neighbour.
 LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT = 40

@@ -95,7 +95,12 @@ def neighbourhood(center: Lesson, depth: int) -> Neighbourhood:
     hops = nx.single_source_shortest_path_length(
         graph.to_undirected(as_view=True), center.pk, cutoff=depth
     )
-    lessons = Lesson.objects.select_related("topic").in_bulk(list(hops))
+    # Neighbours are shown by title and facts; their bodies are not needed.
+    lessons = (
+        Lesson.objects.select_related("topic")
+        .defer("body", "body_html")
+        .in_bulk(list(hops))
+    )
     lessons[center.pk] = center
     return Neighbourhood(
         center=center,
@@ -150,7 +155,11 @@ def learning_path(lesson: Lesson) -> LearningPath:
             if needed not in known:
                 frontier.add(needed)
 
-    lessons = Lesson.objects.select_related("topic").in_bulk(list(order_graph.nodes))
+    lessons = (
+        Lesson.objects.select_related("topic")
+        .defer("body", "body_html")
+        .in_bulk(list(order_graph.nodes))
+    )
     lessons[lesson.pk] = lesson
     try:
         order = list(

@@ -377,3 +377,14 @@ class Edge(models.Model):
             )
             if cycle:
                 raise ValidationError(describe_cycle(cycle))
+
+
+class ContentVersion(models.Model):
+    """One counter, moved by every write to what lesson pages show. Cached
+    pages carry the number they were made at, so every process sees a write
+    as soon as it is committed."""
+
+    number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"content version {self.number}"

@@ -2,9 +2,10 @@ from django.conf import settings
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 
 from config.errors import ApplicationError
-from lessons import picture, selectors
+from lessons import caching, picture, selectors
 from lessons.models import Tag
 
 
@@ -26,31 +27,40 @@ def catalogue(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
-            "topics": selectors.topic_list(),
+            "topics": caching.cached("topics", lambda: list(selectors.topic_list())),
             "depths": range(1, 6),
         },
     )
 
 
 def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    page = caching.cached(f"lesson-page:{slug}", lambda: lesson_page_parts(slug))
+    return render(request, "lessons/lesson_detail.html", {"page": page})
+
+
+def lesson_page_parts(slug: str) -> dict[str, object]:
+    """What a lesson page shows to everyone alike, rendered once per content
+    version. Whatever depends on the visitor stays out of it."""
     lesson = selectors.lesson_get(slug=slug)
     hood = selectors.lesson_neighbourhood(lesson=lesson, depth=1)
     tags = [row.tag for row in lesson.lesson_tags.all()]
-    return render(
-        request,
-        "lessons/lesson_detail.html",
-        {
-            "lesson": lesson,
-            "chips": [tag for tag in tags if tag.kind == Tag.Kind.PLAIN],
-            "links": [tag for tag in tags if tag.link],
-            "citations": lesson.citations.all(),
-            "hood": hood,
-            "relations": relations(hood),
-            "picture": picture.layout(
-                hood, settings.LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT
-            ),
-        },
-    )
+    context = {
+        "lesson": lesson,
+        "chips": [tag for tag in tags if tag.kind == Tag.Kind.PLAIN],
+        "links": [tag for tag in tags if tag.link],
+        "citations": lesson.citations.all(),
+        "hood": hood,
+        "relations": relations(hood),
+        "picture": picture.layout(hood, settings.LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT),
+    }
+    return {
+        "title": lesson.title,
+        "gated": lesson.gated,
+        "price_display": lesson.price_display,
+        "body_html": lesson.body_html,
+        "head": render_to_string("lessons/_lesson_head.html", context),
+        "tail": render_to_string("lessons/_lesson_tail.html", context),
+    }
 
 
 def relations(hood: selectors.Neighbourhood) -> list[tuple[str, list[object]]]:

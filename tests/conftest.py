@@ -14,8 +14,9 @@ def shared_inputs() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Rate limits count in the cache; each test starts with none used."""
+def empty_cache():
+    """Rate limits and cached pages live in the cache; each test starts
+    with none."""
     from django.core.cache import cache
 
     cache.clear()

@@ -73,11 +73,12 @@ class LessonNeighbourhoodView(APIView):
         depth = selectors.neighbourhood_depth(request.query_params.get("depth"))
         lesson = selectors.lesson_get(slug=slug)
         hood = selectors.lesson_neighbourhood(lesson=lesson, depth=depth)
-        nodes = []
-        for pk, hop in sorted(hood.hops.items(), key=lambda item: (item[1], item[0])):
-            node = dict(LessonLinkSerializer(hood.lessons[pk]).data)
+        ordered = sorted(hood.hops.items(), key=lambda item: (item[1], item[0]))
+        nodes = LessonLinkSerializer(
+            [hood.lessons[pk] for pk, _ in ordered], many=True
+        ).data
+        for node, (_pk, hop) in zip(nodes, ordered, strict=True):
             node["hop"] = hop
-            nodes.append(node)
         slugs = {pk: hood.lessons[pk].slug for pk in hood.lessons}
         edges = [
             {

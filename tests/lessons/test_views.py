@@ -215,3 +215,40 @@ def test_query_count_does_not_grow_with_the_number_of_lessons(client, url):
         assert client.get(url).status_code == HTTPStatus.OK
 
     assert len(large) == len(small)
+
+
+def test_cached_lesson_page_shows_edits_at_once(client):
+    lesson = LessonFactory(title="Before", body="## Old body\n")
+    neighbour = LessonFactory(title="Neighbour")
+    assert "Before" in client.get(f"/lessons/{lesson.slug}/").content.decode()
+
+    lesson.title = "After"
+    lesson.body = "## New body\n"
+    lesson.save()
+    EdgeFactory(source=lesson, target=neighbour)
+    page = client.get(f"/lessons/{lesson.slug}/").content.decode()
+
+    assert "After" in page
+    assert "New body" in page
+    assert "Old body" not in page
+    assert f'href="/lessons/{neighbour.slug}/"' in page
+
+
+def test_cached_lesson_page_shows_a_renamed_neighbour(client):
+    lesson = LessonFactory()
+    neighbour = LessonFactory(title="Old name")
+    EdgeFactory(source=lesson, target=neighbour)
+    client.get(f"/lessons/{lesson.slug}/")
+
+    neighbour.title = "New name"
+    neighbour.save()
+
+    assert "New name" in client.get(f"/lessons/{lesson.slug}/").content.decode()
+
+
+def test_a_cached_lesson_page_costs_one_query(client, django_assert_num_queries):
+    lesson = LessonFactory()
+    client.get(f"/lessons/{lesson.slug}/")
+
+    with django_assert_num_queries(1):
+        client.get(f"/lessons/{lesson.slug}/")
