@@ -1,9 +1,12 @@
 from typing import Any
 
 from rest_framework import pagination
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from config.errors import ApplicationError
+from config.parsing import is_whole_number
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -17,9 +20,13 @@ class PageNumberPagination(pagination.PageNumberPagination):
         self, queryset: Any, request: Request, view: APIView | None = None
     ) -> list[Any] | None:
         size = request.query_params.get(self.page_size_query_param)
-        if size is not None and (not size.isdigit() or int(size) < 1):
-            raise ValidationError({"page_size": "Must be a positive whole number."})
+        if size is not None and (not is_whole_number(size) or int(size) < 1):
+            raise ApplicationError(
+                "Bad query parameter page_size: a positive whole number."
+            )
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound as error:
-            raise ValidationError({"page": str(error.detail)}) from error
+            raise ApplicationError(
+                f"Bad query parameter page: {error.detail}"
+            ) from error

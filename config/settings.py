@@ -196,11 +196,13 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
         "store_processed": False,
+        # Without this, kombu keeps its control exchange in ./control.
+        "control_folder": str(DATA_DIR / "celery" / "control"),
     }
     CELERY_RESULT_BACKEND = os.environ.get(
         "CELERY_RESULT_BACKEND", f"file://{DATA_DIR / 'celery' / 'results'}"
     )
-    for _folder in ("queue", "processed", "results"):
+    for _folder in ("queue", "processed", "results", "control"):
         (DATA_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)

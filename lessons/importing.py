@@ -23,6 +23,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
+from config.parsing import is_whole_number
 from lessons.models import MAX_DEPTH, MIN_DEPTH, Edge, split_arxiv_id
 
 # Chips that set a field instead of becoming a tag.
@@ -497,7 +498,8 @@ def parse_price(text: str) -> tuple[Decimal | None, str | None]:
 
 def parse_depth(value: Any, *, path: Path, line: int) -> int:
     if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+        isinstance(value, int)
+        or (isinstance(value, str) and is_whole_number(value.strip()))
     ):
         raise ImportProblem(path, line, f"depth {value!r} is not a whole number")
     depth = int(value)

@@ -1,20 +1,24 @@
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
 from config.errors import ApplicationError
+from config.parsing import is_whole_number
 from lessons.graph import LearningPath, Neighbourhood, learning_path, neighbourhood
 from lessons.models import MAX_DEPTH, MIN_DEPTH, Lesson, Topic
 
 
 class CatalogueFilters(forms.Form):
-    """The catalogue's query parameters, shared by the page and the API."""
+    """The catalogue's query parameters, shared by the page and the API.
+    ``tag`` may be given several times; every tag must match."""
 
     search = forms.CharField(required=False, max_length=200, strip=True)
-    tag = forms.CharField(required=False, max_length=200)
     topic = forms.CharField(required=False, max_length=200)
     depth = forms.IntegerField(required=False, min_value=MIN_DEPTH, max_value=MAX_DEPTH)
     price = forms.ChoiceField(
@@ -26,32 +30,55 @@ class CatalogueFilters(forms.Form):
         return f"{name}: {' '.join(str(error) for error in errors)}"
 
 
-def catalogue_filters(params: dict[str, str]) -> dict[str, object]:
+def catalogue_filters(params: QueryDict) -> dict[str, Any]:
+    repeated = sorted(
+        name for name in params if name != "tag" and len(params.getlist(name)) > 1
+    )
+    if repeated:
+        raise ApplicationError(f"Bad query parameter {repeated[0]}: give it only once.")
     form = CatalogueFilters(params)
     if not form.is_valid():
         raise ApplicationError(f"Bad query parameter {form.first_error()}")
-    return form.cleaned_data
+    filters = dict(form.cleaned_data)
+
+    tags = [tag.strip() for tag in params.getlist("tag") if tag.strip()]
+    if any(len(tag) > 200 for tag in tags):
+        raise ApplicationError("Bad query parameter tag: at most 200 characters.")
+    filters["tags"] = list(dict.fromkeys(tags))
+
+    topic = filters["topic"].strip().strip("/").lower()
+    if topic and not Topic.objects.filter(path=topic).exists():
+        raise ApplicationError(
+            f"Bad query parameter topic: there is no topic {topic!r}; "
+            "the topics are listed at /topics/."
+        )
+    filters["topic"] = topic
+    return filters
 
 
 def lesson_catalogue(
     *,
     search: str = "",
-    tag: str = "",
+    tags: Sequence[str] = (),
     topic: str = "",
     depth: int | None = None,
     price: str = "",
 ) -> QuerySet[Lesson]:
     """Lessons matching every given filter, newest first. A topic includes
     its subtopics; every word of ``search`` must appear in the title, summary
-    or body."""
+    or body.
+
+    The bodies of gated lessons are not searched: matching substrings one
+    character at a time would read them out without paying.
+    """
     lessons = Lesson.objects.with_listing()
     for word in search.split():
         lessons = lessons.filter(
             Q(title__icontains=word)
             | Q(summary__icontains=word)
-            | Q(body__icontains=word)
+            | Q(gated=False, body__icontains=word)
         )
-    if tag:
+    for tag in tags:
         lessons = lessons.filter(tags__name=tag)
     if topic:
         lessons = lessons.filter(
@@ -79,7 +106,7 @@ def neighbourhood_depth(raw: str | None) -> int:
     if raw is None or raw == "":
         return 1
     limit = settings.LESSONS_NEIGHBOURHOOD_MAX_DEPTH
-    if not raw.isdigit() or not 1 <= int(raw) <= limit:
+    if not is_whole_number(raw) or not 1 <= int(raw) <= limit:
         raise ApplicationError(
             f"Bad query parameter depth: a whole number from 1 to {limit}."
         )

@@ -10,8 +10,8 @@ from lessons.models import Tag
 
 
 def catalogue(request: HttpRequest) -> HttpResponse:
-    filters = selectors.catalogue_filters(request.GET.dict())
-    lessons = selectors.lesson_catalogue(**filters)  # type: ignore[arg-type]
+    filters = selectors.catalogue_filters(request.GET)
+    lessons = selectors.lesson_catalogue(**filters)
     paginator = Paginator(lessons, settings.LESSONS_CATALOGUE_PAGE_SIZE)
     try:
         page = paginator.page(request.GET.get("page") or 1)
@@ -20,6 +20,11 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 
     query = request.GET.copy()
     query.pop("page", None)
+    tag_removals = []
+    for tag in filters["tags"]:
+        without = query.copy()
+        without.setlist("tag", [other for other in filters["tags"] if other != tag])
+        tag_removals.append((tag, without.urlencode()))
     return render(
         request,
         "lessons/catalogue.html",
@@ -27,6 +32,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
+            "tag_removals": tag_removals,
             "topics": caching.cached("topics", lambda: list(selectors.topic_list())),
             "depths": range(1, 6),
         },

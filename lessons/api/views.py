@@ -21,7 +21,12 @@ CATALOGUE_PARAMETERS = [
     OpenApiParameter(
         "search", str, description="Words to find in title, summary or body."
     ),
-    OpenApiParameter("tag", str, description="Exact tag name."),
+    OpenApiParameter(
+        "tag",
+        str,
+        many=True,
+        description="Exact tag name; repeat it to require several tags.",
+    ),
     OpenApiParameter("topic", str, description="Topic path; includes subtopics."),
     OpenApiParameter("depth", int, description="1 to 5."),
     OpenApiParameter("price", str, enum=["free", "paid"]),
@@ -33,8 +38,8 @@ class LessonListView(generics.ListAPIView[Lesson]):
     serializer_class = LessonSerializer
 
     def get_queryset(self) -> Any:
-        filters = selectors.catalogue_filters(self.request.query_params.dict())
-        return selectors.lesson_catalogue(**filters)  # type: ignore[arg-type]
+        filters = selectors.catalogue_filters(self.request.query_params)
+        return selectors.lesson_catalogue(**filters)
 
 
 class LessonDetailView(APIView):

@@ -165,3 +165,43 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == HTTPStatus.OK
     assert b"/api/lessons/{slug}/neighborhood" in schema.content
     assert docs.status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page_size=%C2%B2", "page=%C2%B2", "depth=%C2%B2", "depth=3&depth=4", "topic=nowhere", "search=a&search=b"],
+)
+def test_tricky_list_parameters_get_400_with_a_detail(client, query):
+    LessonFactory()
+
+    response = client.get(f"/api/lessons/?{query}")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"].startswith("Bad query parameter")
+
+
+def test_neighbourhood_depth_in_superscript_digits_is_400(client):
+    lesson = LessonFactory()
+
+    response = client.get(f"/api/lessons/{lesson.slug}/neighborhood?depth=%C2%B2")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_repeated_tags_must_all_match(client):
+    both = LessonFactory()
+    one = LessonFactory()
+    docker, secrets = Tag.objects.create(name="docker"), Tag.objects.create(name="secrets")
+    LessonTag.objects.create(lesson=both, tag=docker)
+    LessonTag.objects.create(lesson=both, tag=secrets, position=1)
+    LessonTag.objects.create(lesson=one, tag=docker)
+
+    body = client.get("/api/lessons/?tag=docker&tag=secrets").json()
+
+    assert [item["slug"] for item in body["results"]] == [both.slug]
+
+
+def test_topic_filter_ignores_case_and_slashes(client):
+    LessonFactory()
+
+    assert client.get("/api/lessons/?topic=/Testing/").json()["count"] == 1

@@ -252,3 +252,15 @@ def test_a_cached_lesson_page_costs_one_query(client, django_assert_num_queries)
 
     with django_assert_num_queries(1):
         client.get(f"/lessons/{lesson.slug}/")
+
+
+def test_search_never_reads_into_gated_bodies(client):
+    LessonFactory(priced=True, body="## Paid\n\nThe secret word is zanzibar.\n")
+    LessonFactory(body="## Free\n\nThe free word is quokka.\n")
+
+    def found(word: str) -> int:
+        return client.get("/api/lessons/", {"search": word}).json()["count"]
+
+    assert found("zanzibar") == 0
+    assert found("zanz") == 0
+    assert found("quokka") == 1
