@@ -24,7 +24,14 @@ from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
 from config.parsing import is_whole_number
-from lessons.models import MAX_DEPTH, MIN_DEPTH, Edge, split_arxiv_id
+from lessons.models import (
+    ARXIV_ID_PATTERN,
+    MAX_DEPTH,
+    MIN_DEPTH,
+    TOPIC_PATH_RE,
+    Edge,
+    split_arxiv_id,
+)
 
 # Chips that set a field instead of becoming a tag.
 FLAGS = {"x402_gated": "gated"}
@@ -36,12 +43,12 @@ FRONT_MATTER_KEYS = {
 REQUIRED_KEYS = ("slug", "title", "summary", "topic", "depth")
 
 PRICE_RE = re.compile(r"^(?P<amount>\d+(\.\d{1,18})?) (?P<asset>[A-Z][A-Z0-9]{1,15})$")
-ARXIV_CHIP_RE = re.compile(
-    r"arxiv:(\d{4}\.\d{4,5}|[a-z][a-z-]*(\.[A-Z]{2})?/\d{7})(v\d+)?"
-)
+ARXIV_CHIP_RE = re.compile(rf"arxiv:{ARXIV_ID_PATTERN}(?:v\d{{1,4}})?")
 PAGE_CREATED_FORMAT = "%m/%d/%Y, %I:%M:%S %p"
 PAGE_TOPIC_PREFIX = "← Back to lessons|"
 PAGE_TRAILER = "Graph Neighborhood"
+MAX_FILE_BYTES = 1_000_000
+MAX_NOTE_LENGTH = 300
 
 
 class ImportProblem(Exception):
@@ -78,6 +85,8 @@ class LessonDraft:
     created: datetime | None = None
     author: str | None = None
     edges: list[EdgeDraft] = field(default_factory=list)
+    # The line of each field in the file, for messages about it.
+    lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def citations(self) -> list[tuple[str, int | None]]:
@@ -93,13 +102,23 @@ def read_lesson_file(
     path: Path, *, vocabulary: Iterable[str] = (), timezone: ZoneInfo | None = None
 ) -> LessonDraft:
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImportProblem(
+                path,
+                1,
+                f"the file has {size:,} bytes; a lesson has at most {MAX_FILE_BYTES:,}",
+            )
+        # utf-8-sig: editors on some systems start files with a byte order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ImportProblem(path, 1, f"not UTF-8 text ({error.reason})") from error
     except OSError as error:
         raise ImportProblem(
             path, 1, f"cannot read the file: {error.strerror}"
         ) from error
+    if not text.strip():
+        raise ImportProblem(path, 1, "the file is empty")
     if text.startswith("---"):
         return parse_lesson_file(path, text)
     return parse_lesson_page(
@@ -206,6 +225,8 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
     author = meta.get("author")
     if author is not None and not isinstance(author, str):
         raise ImportProblem(path, line_of("author:"), "'author' must be a user name")
+    topic = text_field("topic")
+    check_topic(topic, path=path, line=line_of("topic:"))
 
     return LessonDraft(
         path=path,
@@ -213,7 +234,7 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
         title=text_field("title"),
         summary=text_field("summary"),
         body=body,
-        topic=text_field("topic"),
+        topic=topic,
         depth=parse_depth(meta["depth"], path=path, line=line_of("depth:")),
         price=price,
         asset=asset,
@@ -222,6 +243,7 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
         created=created,
         author=author,
         edges=parse_edges(meta.get("edges") or [], path=path, line_of=line_of),
+        lines={key: line_of(f"{key}:") for key in FRONT_MATTER_KEYS},
     )
 
 
@@ -250,6 +272,10 @@ def parse_edges(value: Any, *, path: Path, line_of: Any) -> list[EdgeDraft]:
         note = entry.get("note") or ""
         if not isinstance(note, str):
             raise ImportProblem(path, line, "an edge's 'note' must be text")
+        if len(note.strip()) > MAX_NOTE_LENGTH:
+            raise ImportProblem(
+                path, line, f"an edge's note has at most {MAX_NOTE_LENGTH} characters"
+            )
         edges.append(
             EdgeDraft(
                 kind=entry["kind"], target=entry["to"], note=note.strip(), line=line
@@ -292,16 +318,18 @@ def parse_lesson_page(
         raise ImportProblem(
             path, depth_at + 1, "a title and a summary must come before 'Depth'"
         )
-    (title_line, title_lines), (_summary_line, summary_lines) = paragraphs[-2:]
+    (title_line, title_lines), (summary_line, summary_lines) = paragraphs[-2:]
     if len(title_lines) != 1:
         raise ImportProblem(path, title_line, "the title must be a single line")
-    topic = None
-    for _line, paragraph in paragraphs[:-2]:
-        for nav in paragraph:
+    topic, topic_line = None, 1
+    for first_line, paragraph in paragraphs[:-2]:
+        for offset, nav in enumerate(paragraph):
             if nav.startswith(PAGE_TOPIC_PREFIX):
                 topic = nav[len(PAGE_TOPIC_PREFIX) :].strip()
+                topic_line = first_line + offset
     if not topic:
         raise ImportProblem(path, 1, f"no topic line ('{PAGE_TOPIC_PREFIX}<topic>')")
+    check_topic(topic, path=path, line=topic_line)
 
     cursor = _Cursor(path, lines, depth_at + 1)
     depth = parse_depth(
@@ -312,6 +340,7 @@ def parse_lesson_page(
         price, asset = parse_price(cursor.next_value("a price after 'Price'"))
     except ValueError as error:
         raise ImportProblem(path, cursor.line, str(error)) from None
+    price_line = cursor.line
 
     chip_line = cursor.next_value("the tags and a 'Created' line")
     if chip_line.startswith("Created "):
@@ -352,7 +381,7 @@ def parse_lesson_page(
     gated = any(FLAGS.get(chip) == "gated" for chip in chips)
     if gated and price is None:
         raise ImportProblem(
-            path, depth_at + 1, "the page is gated but its price is 'Free'"
+            path, price_line, "the page is gated but its price is 'Free'"
         )
     return LessonDraft(
         path=path,
@@ -367,6 +396,13 @@ def parse_lesson_page(
         gated=gated,
         tags=[chip for chip in chips if chip not in FLAGS],
         created=created.replace(tzinfo=timezone),
+        lines={
+            "title": title_line,
+            "summary": summary_line,
+            "topic": topic_line,
+            "depth": depth_at + 1,
+            "price": price_line,
+        },
     )
 
 
@@ -508,6 +544,16 @@ def parse_depth(value: Any, *, path: Path, line: int) -> int:
             path, line, f"depth {depth} is outside {MIN_DEPTH} to {MAX_DEPTH}"
         )
     return depth
+
+
+def check_topic(topic: str, *, path: Path, line: int) -> None:
+    if len(topic) > 200 or not TOPIC_PATH_RE.match(topic):
+        raise ImportProblem(
+            path,
+            line,
+            f"topic {topic!r} is not lowercase words and hyphens joined by '/', "
+            "such as 'security/ci-cd'",
+        )
 
 
 def check_tag(tag: str, *, path: Path, line: int) -> None:

@@ -4,7 +4,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -19,9 +24,8 @@ TOPIC_PATH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 
 # New-style ids (0704.0001 onwards) and old-style ids (hep-th/9901001), each
 # with an optional version suffix.
-ARXIV_ID_RE = re.compile(
-    r"^(?P<base>\d{4}\.\d{4,5}|[a-z][a-z-]*(\.[A-Z]{2})?/\d{7})(v(?P<version>\d+))?$"
-)
+ARXIV_ID_PATTERN = r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]{0,19}(?:\.[A-Z]{2})?/\d{7})"
+ARXIV_ID_RE = re.compile(rf"^(?P<base>{ARXIV_ID_PATTERN})(?:v(?P<version>\d{{1,4}}))?$")
 
 
 def split_arxiv_id(value: str) -> tuple[str, int | None]:
@@ -181,7 +185,7 @@ class LessonQuerySet(models.QuerySet["Lesson"]):
 class Lesson(models.Model):
     slug = models.SlugField(max_length=120, unique=True)
     title = models.CharField(max_length=200)
-    summary = models.TextField(max_length=1000)
+    summary = models.TextField(max_length=1000, validators=[MaxLengthValidator(1000)])
     body = models.TextField(help_text="Markdown.")
     body_html = models.TextField(editable=False)
     body_sha256 = models.CharField(max_length=64, editable=False)

@@ -73,9 +73,7 @@ def lessons_import(*, drafts: list[LessonDraft]) -> list[Outcome]:
             try:
                 lessons.append(_write_lesson(draft, existing.get(draft.slug)))
             except ValidationError as error:
-                raise ImportProblem(
-                    draft.path, 1, _validation_message(error)
-                ) from error
+                raise _validation_problem(draft, error) from error
         for draft, lesson in zip(drafts, lessons, strict=True):
             _write_edges(lesson, draft)
         cycle = prerequisite_cycle()
@@ -146,7 +144,9 @@ def _author(draft: LessonDraft) -> Any:
     user = get_user_model().objects.filter(username=draft.author).first()
     if user is None:
         raise ImportProblem(
-            draft.path, 1, f"no user named {draft.author!r} for 'author'"
+            draft.path,
+            draft.lines.get("author", 1),
+            f"no user named {draft.author!r} for 'author'",
         )
     return user
 
@@ -215,13 +215,13 @@ def _write_edges(lesson: Lesson, draft: LessonDraft) -> None:
     )
 
 
-def _validation_message(error: ValidationError) -> str:
-    if hasattr(error, "message_dict"):
-        return "; ".join(
-            f"{name}: {' '.join(messages)}"
-            for name, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
+def _validation_problem(draft: LessonDraft, error: ValidationError) -> ImportProblem:
+    """One message naming the first field refused, at that field's line."""
+    if not hasattr(error, "message_dict"):
+        return ImportProblem(draft.path, 1, " ".join(error.messages))
+    name, messages = next(iter(error.message_dict.items()))
+    line = draft.lines.get(name, 1)
+    return ImportProblem(draft.path, line, f"{name}: {' '.join(messages)}")
 
 
 def lesson_snapshot(lesson: Lesson) -> dict[str, Any]:

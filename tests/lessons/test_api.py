@@ -169,7 +169,14 @@ def test_openapi_schema_and_docs_are_served(client):
 
 @pytest.mark.parametrize(
     "query",
-    ["page_size=%C2%B2", "page=%C2%B2", "depth=%C2%B2", "depth=3&depth=4", "topic=nowhere", "search=a&search=b"],
+    [
+        "page_size=%C2%B2",
+        "page=%C2%B2",
+        "depth=%C2%B2",
+        "depth=3&depth=4",
+        "topic=nowhere",
+        "search=a&search=b",
+    ],
 )
 def test_tricky_list_parameters_get_400_with_a_detail(client, query):
     LessonFactory()
@@ -191,7 +198,10 @@ def test_neighbourhood_depth_in_superscript_digits_is_400(client):
 def test_repeated_tags_must_all_match(client):
     both = LessonFactory()
     one = LessonFactory()
-    docker, secrets = Tag.objects.create(name="docker"), Tag.objects.create(name="secrets")
+    docker, secrets = (
+        Tag.objects.create(name="docker"),
+        Tag.objects.create(name="secrets"),
+    )
     LessonTag.objects.create(lesson=both, tag=docker)
     LessonTag.objects.create(lesson=both, tag=secrets, position=1)
     LessonTag.objects.create(lesson=one, tag=docker)

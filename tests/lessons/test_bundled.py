@@ -57,5 +57,26 @@ def test_loading_twice_changes_nothing(bundled):
 
     call_command("load_bundled", stdout=out)
 
-    assert "0 created, 0 updated" in out.getvalue()
-    assert "Papers: 3 unchanged" in out.getvalue()
+    assert "0 created, 0 updated, 0 unchanged, 18 kept, 0 failed" in out.getvalue()
+    assert "Papers: 3 kept" in out.getvalue()
+
+
+def test_loading_again_keeps_edits_made_on_the_site(bundled):
+    lesson = Lesson.objects.get(slug="kaniko-builds-in-ci")
+    lesson.title = "Edited in the admin"
+    lesson.save()
+
+    call_command("load_bundled", stdout=StringIO())
+
+    lesson.refresh_from_db()
+    assert lesson.title == "Edited in the admin"
+
+
+def test_update_brings_bundled_lessons_back(bundled):
+    Lesson.objects.filter(slug="kaniko-builds-in-ci").update(title="Edited")
+    out = StringIO()
+
+    call_command("load_bundled", "--update", stdout=out)
+
+    assert Lesson.objects.get(slug="kaniko-builds-in-ci").title != "Edited"
+    assert "1 updated, 17 unchanged" in out.getvalue()

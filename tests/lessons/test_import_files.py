@@ -236,3 +236,88 @@ def test_text_that_is_neither_format_is_refused(tmp_path):
     _, err = run_import(path)
 
     assert f"{path}:1: no 'Depth' line: this is not a lesson page" in err
+
+
+def test_two_files_with_one_slug_are_refused_naming_the_first(tmp_path):
+    first = lesson_file(tmp_path, "dup-a", "slug: same")
+    second = lesson_file(tmp_path, "dup-b", "slug: same")
+
+    out, err = run_import(first, second)
+
+    assert "1 created, 0 updated, 0 unchanged, 1 failed" in out
+    assert f"{second}:6: slug 'same' is already used by {first}" in err
+
+
+def test_cycle_across_files_blames_the_cycle_not_unknown_lessons(tmp_path):
+    files = [
+        lesson_file(tmp_path, "cyc-a", "edges: [{kind: prerequisite, to: cyc-b}]"),
+        lesson_file(tmp_path, "cyc-b", "edges: [{kind: prerequisite, to: cyc-c}]"),
+        lesson_file(tmp_path, "cyc-c", "edges: [{kind: prerequisite, to: cyc-a}]"),
+    ]
+
+    out, err = run_import(*files)
+
+    assert "3 failed" in out
+    assert "Prerequisite cycle:" in err
+    assert "unknown lessons" not in err
+    assert "whose files failed in this run" in err
+    assert not Lesson.objects.exists()
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    path = lesson_file(tmp_path, "bom")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+    out, _ = run_import(path)
+
+    assert "1 created" in out
+
+
+def test_empty_file_is_refused_as_empty(tmp_path):
+    path = tmp_path / "empty.md"
+    path.write_text("\n\n")
+
+    _, err = run_import(path)
+
+    assert f"{path}:1: the file is empty" in err
+
+
+def test_oversized_file_is_refused(tmp_path):
+    path = lesson_file(tmp_path, "huge", body="x" * 1_000_001)
+
+    _, err = run_import(path)
+
+    assert "a lesson has at most 1,000,000" in err
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "message"),
+    [
+        ("edges: [{kind: related, to: other, note: " + "n" * 301 + "}]", "at most 300 characters"),
+        ('tags: ["arxiv:' + "a" * 60 + '/1234567"]', "does not hold a valid arXiv id"),
+        ('summary: "' + "s" * 1001 + '"', "summary: Ensure this value has at most 1000 characters"),
+        ('title: "' + "t" * 201 + '"', "title: Ensure this value has at most 200 characters"),
+        ("topic: Security/CI", "is not lowercase words and hyphens"),
+        ("author: nobody", "no user named 'nobody'"),
+    ],
+)
+def test_values_too_long_or_unknown_are_refused_at_their_line(tmp_path, front_matter, message):
+    lesson_file(tmp_path, "other")
+    path = lesson_file(tmp_path, "long", front_matter)
+
+    out, err = run_import(tmp_path / "other.md", path)
+
+    assert "1 failed" in out
+    assert message in err
+    assert f"{path}:1:" not in err
+
+
+def test_folders_are_searched_with_their_subfolders(tmp_path):
+    (tmp_path / "deeper").mkdir()
+    lesson_file(tmp_path, "top")
+    lesson_file(tmp_path / "deeper", "inner")
+    (tmp_path / "deeper" / "inner.md").rename(tmp_path / "deeper" / "inner.MARKDOWN")
+
+    out, _ = run_import(tmp_path)
+
+    assert "2 created" in out
