@@ -12,6 +12,7 @@ import secrets
 from http import HTTPStatus
 from typing import Any
 
+from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -385,7 +386,14 @@ def user_set_role(*, user: User, role: str) -> User:
             f"Unknown role {role!r}; choose one of {', '.join(User.Role.values)}."
         )
     user.role = role
-    user.is_staff = role == User.Role.STAFF
-    user.save(update_fields=["role", "is_staff"])
+    # Staff run the site; instructors author lessons in the admin.
+    user.is_superuser = role == User.Role.STAFF
+    user.is_staff = role in {User.Role.STAFF, User.Role.INSTRUCTOR}
+    user.save(update_fields=["role", "is_staff", "is_superuser"])
+    authoring = Permission.objects.filter(content_type__app_label="lessons")
+    if role == User.Role.INSTRUCTOR:
+        user.user_permissions.add(*authoring)
+    else:
+        user.user_permissions.remove(*authoring)
     logger.info("Account %s is now %s", user.pk, role)
     return user

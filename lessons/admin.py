@@ -1,8 +1,11 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
+from lessons.models import Edge, Lesson, LessonTag, Paper, Tag, Topic
+from lessons.services import lesson_citations_sync
 from lessons.tasks import lesson_rerender
 
 
@@ -10,12 +13,6 @@ class LessonTagInline(admin.TabularInline[LessonTag, Lesson]):
     model = LessonTag
     extra = 1
     autocomplete_fields = ["tag"]
-
-
-class CitationInline(admin.TabularInline[Citation, Lesson]):
-    model = Citation
-    extra = 1
-    autocomplete_fields = ["paper"]
 
 
 class EdgeInline(admin.TabularInline[Edge, Lesson]):
@@ -35,24 +32,39 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
         "slug",
         "topic",
         "depth",
-        "price",
-        "asset",
+        "price_shown",
         "gated",
         "created",
     ]
     list_filter = ["depth", "gated", "topic"]
     search_fields = ["title", "slug", "summary"]
     prepopulated_fields = {"slug": ["title"]}
-    readonly_fields = ["body_sha256", "updated"]
+    readonly_fields = ["body_sha256", "updated", "cited_papers"]
     autocomplete_fields = ["topic", "author"]
-    inlines = [LessonTagInline, CitationInline, EdgeInline]
+    inlines = [LessonTagInline, EdgeInline]
     actions = ["rerender"]
     fieldsets = [
         (None, {"fields": ["title", "slug", "summary", "topic", "author", "depth"]}),
         ("Price", {"fields": ["price", "asset", "gated"]}),
         ("Body", {"fields": ["body", "body_sha256"]}),
+        ("Citations", {"fields": ["cited_papers"]}),
         ("Times", {"fields": ["created", "updated"]}),
     ]
+
+    @admin.display(description="Price", ordering="price")
+    def price_shown(self, lesson: Lesson) -> str:
+        return lesson.price_display
+
+    @admin.display(description="Cited papers (from the arxiv: tags)")
+    def cited_papers(self, lesson: Lesson) -> str:
+        citations = lesson.citations.select_related("paper") if lesson.pk else []
+        return ", ".join(str(citation.paper) for citation in citations) or "none"
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        lesson_citations_sync(lesson=form.instance)
 
     @admin.action(description="Render the HTML of the selected lessons again")
     def rerender(self, request: HttpRequest, queryset: QuerySet[Lesson]) -> None:

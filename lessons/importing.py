@@ -26,15 +26,13 @@ from django.utils.text import slugify
 from config.parsing import is_whole_number
 from lessons.models import (
     ARXIV_ID_PATTERN,
+    FLAG_TAGS,
     MAX_DEPTH,
     MIN_DEPTH,
     TOPIC_PATH_RE,
     Edge,
     split_arxiv_id,
 )
-
-# Chips that set a field instead of becoming a tag.
-FLAGS = {"x402_gated": "gated"}
 
 FRONT_MATTER_KEYS = {
     "slug", "title", "summary", "topic", "depth", "price", "gated", "created",
@@ -210,11 +208,11 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
         raise ImportProblem(path, line_of("tags:"), "'tags' must be a list of text")
     tags = [tag.strip() for tag in tags]
     for tag in tags:
-        if tag in FLAGS:
+        if tag in FLAG_TAGS:
             raise ImportProblem(
                 path,
                 line_of(tag),
-                f"{tag!r} is a flag, not a tag: set '{FLAGS[tag]}: true' instead",
+                f"{tag!r} is a flag, not a tag: set '{FLAG_TAGS[tag]}: true' instead",
             )
         check_tag(tag, path=path, line=line_of(tag))
 
@@ -378,7 +376,7 @@ def parse_lesson_page(
             path, cursor.line, "the page has no content after 'Content'"
         )
 
-    gated = any(FLAGS.get(chip) == "gated" for chip in chips)
+    gated = any(FLAG_TAGS.get(chip) == "gated" for chip in chips)
     if gated and price is None:
         raise ImportProblem(
             path, price_line, "the page is gated but its price is 'Free'"
@@ -394,7 +392,7 @@ def parse_lesson_page(
         price=price,
         asset=asset,
         gated=gated,
-        tags=[chip for chip in chips if chip not in FLAGS],
+        tags=[chip for chip in chips if chip not in FLAG_TAGS],
         created=created.replace(tzinfo=timezone),
         lines={
             "title": title_line,
@@ -454,7 +452,7 @@ def split_chips(line: str, vocabulary: set[str]) -> list[str]:
     Text that no split covers, or that splits in more than one way, is an
     error naming its column; nothing is guessed.
     """
-    words = vocabulary | set(FLAGS)
+    words = vocabulary | set(FLAG_TAGS)
     size = len(line)
 
     def candidates(start: int) -> list[int]:

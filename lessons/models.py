@@ -20,6 +20,9 @@ from lessons.markdown import render_markdown
 MIN_DEPTH = 1
 MAX_DEPTH = 5
 
+# Chips that set a field of the lesson instead of being tags.
+FLAG_TAGS = {"x402_gated": "gated"}
+
 TOPIC_PATH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 
 # New-style ids (0704.0001 onwards) and old-style ids (hep-th/9901001), each
@@ -99,6 +102,16 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.name in FLAG_TAGS:
+            raise ValidationError(
+                {
+                    "name": f"{self.name!r} is a flag: set the lesson's '{FLAG_TAGS[self.name]}' field instead."
+                }
+            )
+        if self.kind == Tag.Kind.ARXIV:
+            split_arxiv_id(self.reference)
 
     @property
     def kind(self) -> "Tag.Kind":
@@ -198,7 +211,12 @@ class Lesson(models.Model):
         decimal_places=18,
         null=True,
         blank=True,
-        validators=[MinValueValidator(Decimal("0.000000000000000001"))],
+        validators=[
+            MinValueValidator(
+                Decimal("0.000000000000000001"),
+                message="A price is above zero; leave it empty for a free lesson.",
+            )
+        ],
         help_text="Exact amount of the asset; empty means free.",
     )
     asset = models.CharField(max_length=16, default=settings.LESSONS_DEFAULT_ASSET)
@@ -345,7 +363,9 @@ class Edge(models.Model):
                 fields=["source", "target", "kind"], name="edge_once"
             ),
             models.CheckConstraint(
-                condition=~Q(source=models.F("target")), name="edge_not_to_itself"
+                condition=~Q(source=models.F("target")),
+                name="edge_not_to_itself",
+                violation_error_message="A lesson cannot link to itself.",
             ),
         ]
         indexes = [models.Index(fields=["target", "kind"])]
@@ -359,7 +379,7 @@ class Edge(models.Model):
         if self.source_id is None or self.target_id is None:
             return
         if self.source_id == self.target_id:
-            raise ValidationError("A lesson cannot link to itself.")
+            return  # the edge_not_to_itself constraint says so
         if self.kind == Edge.Kind.RELATED:
             reverse_exists = (
                 Edge.objects.filter(

@@ -12,7 +12,16 @@ from django.utils.dateparse import parse_datetime
 
 from lessons.graph import describe_cycle, prerequisite_cycle
 from lessons.importing import ImportProblem, LessonDraft
-from lessons.models import Citation, Edge, Lesson, LessonTag, Paper, Tag, Topic
+from lessons.models import (
+    Citation,
+    Edge,
+    Lesson,
+    LessonTag,
+    Paper,
+    Tag,
+    Topic,
+    split_arxiv_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +168,18 @@ def _write_tags(lesson: Lesson, names: list[str]) -> None:
     for position, name in enumerate(names):
         tag, _ = Tag.objects.get_or_create(name=name)
         LessonTag.objects.create(lesson=lesson, tag=tag, position=position)
+
+
+def lesson_citations_sync(*, lesson: Lesson) -> None:
+    """Make a lesson's citations those its ``arxiv:`` tags name, as an
+    import does; the admin calls this after tags are edited."""
+    names = lesson.lesson_tags.values_list("tag__name", flat=True)
+    cited = [
+        split_arxiv_id(name[len("arxiv:") :])
+        for name in names
+        if name.startswith("arxiv:")
+    ]
+    _write_citations(lesson, cited)
 
 
 def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> None:

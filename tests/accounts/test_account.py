@@ -367,3 +367,17 @@ def test_staff_role_opens_the_admin(client, account):
 def test_set_role_refuses_unknown_accounts():
     with pytest.raises(CommandError, match="No account named 'nobody'"):
         call_command("set_role", "nobody", "staff")
+
+
+def test_instructors_author_lessons_in_the_admin_but_cannot_manage_accounts(client, account):
+    call_command("set_role", "Ada", "instructor", stdout=StringIO())
+
+    assert client.get("/admin/lessons/lesson/").status_code == HTTPStatus.OK
+    assert client.get("/admin/accounts/user/").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_back_to_learner_takes_the_admin_away(client, account):
+    call_command("set_role", "Ada", "staff", stdout=StringIO())
+    call_command("set_role", "Ada", "learner", stdout=StringIO())
+
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")

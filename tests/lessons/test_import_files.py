@@ -293,15 +293,26 @@ def test_oversized_file_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("front_matter", "message"),
     [
-        ("edges: [{kind: related, to: other, note: " + "n" * 301 + "}]", "at most 300 characters"),
+        (
+            "edges: [{kind: related, to: other, note: " + "n" * 301 + "}]",
+            "at most 300 characters",
+        ),
         ('tags: ["arxiv:' + "a" * 60 + '/1234567"]', "does not hold a valid arXiv id"),
-        ('summary: "' + "s" * 1001 + '"', "summary: Ensure this value has at most 1000 characters"),
-        ('title: "' + "t" * 201 + '"', "title: Ensure this value has at most 200 characters"),
+        (
+            'summary: "' + "s" * 1001 + '"',
+            "summary: Ensure this value has at most 1000 characters",
+        ),
+        (
+            'title: "' + "t" * 201 + '"',
+            "title: Ensure this value has at most 200 characters",
+        ),
         ("topic: Security/CI", "is not lowercase words and hyphens"),
         ("author: nobody", "no user named 'nobody'"),
     ],
 )
-def test_values_too_long_or_unknown_are_refused_at_their_line(tmp_path, front_matter, message):
+def test_values_too_long_or_unknown_are_refused_at_their_line(
+    tmp_path, front_matter, message
+):
     lesson_file(tmp_path, "other")
     path = lesson_file(tmp_path, "long", front_matter)
 

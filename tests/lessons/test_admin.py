@@ -1,0 +1,103 @@
+"""Authoring in the admin, with the same rules as import."""
+
+from http import HTTPStatus
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import User
+from lessons.models import Edge, Lesson, Tag
+from tests.accounts.authenticator import SoftwareAuthenticator
+from tests.accounts.conftest import sign_up
+from tests.lessons.factories import EdgeFactory, LessonFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client) -> User:
+    user = sign_up(client, SoftwareAuthenticator(), name="Editor")
+    call_command("set_role", "Editor", "staff", stdout=StringIO())
+    return user
+
+
+def test_admin_refuses_a_prerequisite_cycle(client, staff):
+    a, b = LessonFactory(slug="a"), LessonFactory(slug="b")
+    EdgeFactory(source=a, target=b)
+
+    response = client.post(
+        "/admin/lessons/edge/add/",
+        {"source": b.pk, "target": a.pk, "kind": "prerequisite", "note": ""},
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert "Prerequisite cycle: " in response.content.decode()
+    assert Edge.objects.count() == 1
+
+
+def test_admin_says_once_that_a_lesson_cannot_link_to_itself(client, staff):
+    a = LessonFactory()
+
+    response = client.post(
+        "/admin/lessons/edge/add/", {"source": a.pk, "target": a.pk, "kind": "related"}
+    )
+
+    assert response.content.decode().count("A lesson cannot link to itself.") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("x402_gated", "is a flag"), ("arxiv:garbage", "is not an arXiv identifier")],
+)
+def test_admin_refuses_tags_the_importer_refuses(client, staff, name, message):
+    response = client.post("/admin/lessons/tag/add/", {"name": name})
+
+    assert message in response.content.decode()
+    assert not Tag.objects.filter(name=name).exists()
+
+
+def test_arxiv_tags_added_in_the_admin_become_citations(client, staff):
+    lesson = LessonFactory()
+    tag = Tag.objects.create(name="arxiv:2506.06478v1")
+    form = {
+        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
+        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
+        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
+        "lesson_tags-TOTAL_FORMS": 1, "lesson_tags-INITIAL_FORMS": 0,
+        "lesson_tags-0-tag": tag.pk, "lesson_tags-0-position": 0,
+        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
+    }  # fmt: skip
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert list(
+        Lesson.objects.get().citations.values_list("paper__arxiv_id", "version")
+    ) == [("2506.06478", 1)]
+
+
+def test_admin_explains_a_zero_price(client, staff):
+    lesson = LessonFactory()
+
+    response = client.post(
+        f"/admin/lessons/lesson/{lesson.pk}/change/",
+        {
+            "title": "x",
+            "slug": lesson.slug,
+            "summary": "s",
+            "topic": lesson.topic.pk,
+            "depth": 2,
+            "price": "0",
+            "asset": "AIN",
+            "body": "b",
+            "created_0": "2026-01-01",
+            "created_1": "00:00:00",
+            "lesson_tags-TOTAL_FORMS": 0,
+            "lesson_tags-INITIAL_FORMS": 0,
+            "edges_out-TOTAL_FORMS": 0,
+            "edges_out-INITIAL_FORMS": 0,
+        },
+    )
+
+    assert "leave it empty for a free lesson" in response.content.decode()
