@@ -125,7 +125,7 @@ class LearningPath:
         """Total price of every step, per asset, as decimal strings."""
         sums: dict[str, Decimal] = {}
         for step in self.steps:
-            if step.price is not None:
+            if step.gated and step.price is not None:
                 sums[step.asset] = sums.get(step.asset, Decimal(0)) + step.price
         return {asset: format_decimal(total) for asset, total in sorted(sums.items())}
 

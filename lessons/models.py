@@ -72,12 +72,16 @@ class Topic(models.Model):
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
+    @property
+    def parent_path(self) -> str | None:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else None
+
     def ancestor_paths(self) -> list[str]:
         parts = self.path.split("/")
         return ["/".join(parts[: index + 1]) for index in range(len(parts))]
 
     def clean(self) -> None:
-        expected_parent = self.path.rsplit("/", 1)[0] if "/" in self.path else None
+        expected_parent = self.parent_path
         actual_parent = self.parent.path if self.parent else None
         if expected_parent != actual_parent:
             raise ValidationError(
@@ -189,10 +193,10 @@ class LessonQuerySet(models.QuerySet["Lesson"]):
         )
 
     def free(self) -> "LessonQuerySet":
-        return self.filter(price__isnull=True)
+        return self.filter(gated=False)
 
     def paid(self) -> "LessonQuerySet":
-        return self.filter(price__isnull=False)
+        return self.filter(gated=True)
 
 
 class Lesson(models.Model):
@@ -272,18 +276,20 @@ class Lesson(models.Model):
 
     @property
     def is_free(self) -> bool:
-        return self.price is None
+        return not self.gated
 
     @property
     def price_amount(self) -> str | None:
-        """The price as a plain decimal string without trailing zeros."""
-        if self.price is None:
+        """What a reader pays, as a plain decimal string without trailing
+        zeros; None when the lesson is free to read. A price on a lesson
+        that is not gated is kept for when it is, and charged to nobody."""
+        if not self.gated or self.price is None:
             return None
         return format_decimal(self.price)
 
     @property
     def price_display(self) -> str:
-        if self.price is None:
+        if self.price_amount is None:
             return "Free"
         return f"{self.price_amount} {self.asset}"
 

@@ -150,5 +150,16 @@ def topic_overview(*, path: str) -> TopicOverview:
     )
 
 
-def topic_list() -> QuerySet[Topic]:
-    return Topic.objects.annotate(lesson_count=Count("lessons")).order_by("path")
+def topic_list() -> list[Topic]:
+    """Every topic with ``lesson_count``: its lessons and its subtopics'."""
+    topics: list[Topic] = list(
+        Topic.objects.annotate(own=Count("lessons")).order_by("path")
+    )
+    totals = dict.fromkeys((topic.path for topic in topics), 0)
+    for topic in topics:
+        for path in topic.ancestor_paths():
+            if path in totals:
+                totals[path] += topic.own  # type: ignore[attr-defined]
+    for topic in topics:
+        topic.lesson_count = totals[topic.path]  # type: ignore[attr-defined]
+    return topics

@@ -20,6 +20,7 @@ from lessons.models import (
     Paper,
     Tag,
     Topic,
+    format_decimal,
     split_arxiv_id,
 )
 
@@ -253,7 +254,7 @@ def lesson_snapshot(lesson: Lesson) -> dict[str, Any]:
         "body": lesson.body,
         "topic": lesson.topic.path,
         "depth": lesson.depth,
-        "price": lesson.price_amount,
+        "price": format_decimal(lesson.price) if lesson.price is not None else None,
         "asset": lesson.asset,
         "gated": lesson.gated,
         "created": lesson.created.isoformat(),

@@ -33,7 +33,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "query": query.urlencode(),
             "tag_removals": tag_removals,
-            "topics": caching.cached("topics", lambda: list(selectors.topic_list())),
+            "topics": caching.cached("topics", selectors.topic_list),
             "depths": range(1, 6),
         },
     )

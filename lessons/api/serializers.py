@@ -27,11 +27,20 @@ class CitationSerializer(serializers.ModelSerializer[Citation]):
         fields = ["arxiv_id", "cited_version", "title", "abs_url"]
 
 
-class LessonSerializer(serializers.ModelSerializer[Lesson]):
+class PricedLessonSerializer(serializers.ModelSerializer[Lesson]):
+    """``price`` and ``asset`` say what a reader pays; null when free."""
+
+    price = serializers.CharField(source="price_amount", allow_null=True)
+    asset = serializers.SerializerMethodField()
+
+    def get_asset(self, lesson: Lesson) -> str | None:
+        return lesson.asset if lesson.price_amount is not None else None
+
+
+class LessonSerializer(PricedLessonSerializer):
     """A lesson's metadata. Never its body: gated bodies are sold apart."""
 
     topic = serializers.CharField(source="topic.path")
-    price = serializers.CharField(source="price_amount", allow_null=True)
     tags = serializers.SerializerMethodField()
     papers = serializers.SerializerMethodField()
     content_sha256 = serializers.CharField(source="body_sha256")
@@ -62,9 +71,8 @@ class LessonDetailSerializer(LessonSerializer):
         fields = [*LessonSerializer.Meta.fields, "citations"]
 
 
-class LessonLinkSerializer(serializers.ModelSerializer[Lesson]):
+class LessonLinkSerializer(PricedLessonSerializer):
     topic = serializers.CharField(source="topic.path")
-    price = serializers.CharField(source="price_amount", allow_null=True)
     url = serializers.CharField(source="get_absolute_url")
 
     class Meta:
@@ -76,7 +84,7 @@ class TopicSerializer(serializers.ModelSerializer[Topic]):
     # DRF moves declared fields off the class, so this does not shadow
     # Field.parent at run time.
     parent = serializers.CharField(  # type: ignore[assignment]
-        source="parent.path", allow_null=True, default=None
+        source="parent_path", allow_null=True
     )
     lesson_count = serializers.IntegerField(read_only=True)
 

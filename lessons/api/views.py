@@ -127,7 +127,7 @@ class TopicListView(generics.ListAPIView[Topic]):
     pagination_class = None
 
     def get_queryset(self) -> Any:
-        return selectors.topic_list().select_related("parent")
+        return selectors.topic_list()
 
 
 class PaperListView(generics.ListAPIView[Paper]):

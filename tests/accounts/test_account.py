@@ -369,7 +369,9 @@ def test_set_role_refuses_unknown_accounts():
         call_command("set_role", "nobody", "staff")
 
 
-def test_instructors_author_lessons_in_the_admin_but_cannot_manage_accounts(client, account):
+def test_instructors_author_lessons_in_the_admin_but_cannot_manage_accounts(
+    client, account
+):
     call_command("set_role", "Ada", "instructor", stdout=StringIO())
 
     assert client.get("/admin/lessons/lesson/").status_code == HTTPStatus.OK

@@ -24,6 +24,9 @@ class LessonFactory(factory.django.DjangoModelFactory[Lesson]):
     body = "## Heading\n\nSome text.\n"
     depth = 2
     topic = factory.LazyFunction(lambda: topic_ensure(path="testing"))
+    price = None
+    # A priced lesson is sold, unless a test says otherwise.
+    gated = factory.LazyAttribute(lambda lesson: lesson.price is not None)
 
     class Params:
         priced = factory.Trait(price=Decimal("0.005"), gated=True)

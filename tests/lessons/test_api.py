@@ -215,3 +215,18 @@ def test_topic_filter_ignores_case_and_slashes(client):
     LessonFactory()
 
     assert client.get("/api/lessons/?topic=/Testing/").json()["count"] == 1
+
+
+def test_topic_counts_include_subtopics(client):
+    from lessons.services import topic_ensure
+
+    LessonFactory(topic=topic_ensure(path="security/ci-cd"))
+    LessonFactory(topic=topic_ensure(path="security"))
+
+    counts = {
+        topic["path"]: topic["lesson_count"]
+        for topic in client.get("/api/topics/").json()
+    }
+
+    assert counts["security"] == 2
+    assert counts["security/ci-cd"] == 1

@@ -114,3 +114,11 @@ def test_tag_kinds_and_links(name, kind, link):
 
     assert tag.kind == kind
     assert tag.link == link
+
+
+def test_a_price_on_a_lesson_that_is_not_gated_charges_nobody():
+    lesson = LessonFactory(price=Decimal("0.002"), gated=False)
+
+    assert lesson.is_free
+    assert lesson.price_display == "Free"
+    assert lesson.price_amount is None
