@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -9,6 +10,15 @@ def live(request: HttpRequest) -> HttpResponse:
     """Liveness: the process answers. Also the benchmarks' baseline view."""
     return HttpResponse("ok", content_type="text/plain")
 
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """JSON for API addresses, the site's page for the rest."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return render(request, "404.html", status=404)
+
+
+handler404 = not_found
 
 urlpatterns = [
     path("", include("lessons.urls")),

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 
 from config.errors import ApplicationError
@@ -102,6 +102,8 @@ def lesson_path(request: HttpRequest, slug: str) -> HttpResponse:
 
 def topic_detail(request: HttpRequest, path: str) -> HttpResponse:
     overview = selectors.topic_overview(path=path.strip("/"))
+    if request.path != overview.topic.get_absolute_url():
+        return redirect(overview.topic, permanent=True)
     return render(request, "lessons/topic_detail.html", {"overview": overview})
 
 

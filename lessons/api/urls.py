@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from lessons.api import views
 
@@ -9,13 +9,16 @@ urlpatterns = [
     path(
         "lessons/<slug:slug>/", views.LessonDetailView.as_view(), name="lesson-detail"
     ),
-    path(
-        "lessons/<slug:slug>/neighborhood",
+    # Programs write these with and without a final slash; both work.
+    re_path(
+        r"^lessons/(?P<slug>[-a-zA-Z0-9_]+)/neighborhood/?$",
         views.LessonNeighbourhoodView.as_view(),
         name="lesson-neighbourhood",
     ),
-    path(
-        "lessons/<slug:slug>/path", views.LessonPathView.as_view(), name="lesson-path"
+    re_path(
+        r"^lessons/(?P<slug>[-a-zA-Z0-9_]+)/path/?$",
+        views.LessonPathView.as_view(),
+        name="lesson-path",
     ),
     path("topics/", views.TopicListView.as_view(), name="topic-list"),
     path("papers/", views.PaperListView.as_view(), name="paper-list"),

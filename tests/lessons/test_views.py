@@ -264,3 +264,38 @@ def test_search_never_reads_into_gated_bodies(client):
     assert found("zanzibar") == 0
     assert found("zanz") == 0
     assert found("quokka") == 1
+
+
+def test_topic_addresses_have_one_canonical_form(client):
+    topic_ensure(path="security/ci-cd")
+
+    assert (
+        client.get("/topics/security/ci-cd//")["Location"] == "/topics/security/ci-cd/"
+    )
+    assert client.get("/topics/security//ci-cd/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_unknown_api_addresses_answer_json(client):
+    response = client.get("/api/no-such-thing/")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_api_lesson_paths_work_with_a_final_slash(client):
+    lesson = LessonFactory()
+
+    assert (
+        client.get(f"/api/lessons/{lesson.slug}/neighborhood/").status_code
+        == HTTPStatus.OK
+    )
+    assert client.get(f"/api/lessons/{lesson.slug}/path/").status_code == HTTPStatus.OK
+
+
+def test_stylesheets_are_served_without_debug(client, settings):
+    settings.DEBUG = False
+
+    response = client.get("/static/lessons/site.css")
+
+    assert response.status_code == HTTPStatus.OK
+    assert b".paywall" in b"".join(response.streaming_content)
