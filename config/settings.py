@@ -164,7 +164,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 # WhiteNoise serves static files whatever DEBUG says. Production collects
 # them first (manage.py collectstatic); elsewhere they are found in place.
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static")) if PRODUCTION else None
+STATIC_ROOT = (
+    Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static")) if PRODUCTION else None
+)
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
 SESSION_COOKIE_HTTPONLY = True

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from lessons.graph import Neighbourhood
 from lessons.models import Edge, Lesson
 
-WIDTH = 720
-HEIGHT = 480
-MARGIN_X = 110
-MARGIN_Y = 45
+WIDTH = 960
+HEIGHT = 500
+MARGIN_X = 215
+MARGIN_Y = 50
 LABEL_LENGTH = 28
 
 
@@ -20,6 +20,20 @@ class PlacedLesson:
     x: float
     y: float
     hop: int
+    angle: float = 0.0
+
+    @property
+    def label_position(self) -> tuple[float, float, str]:
+        """Where the label goes: away from the centre, so that labels of
+        one ring spread outward instead of over the edges."""
+        if self.hop == 0:
+            return self.x, self.y + 30, "middle"
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        if cos > 0.35:
+            return self.x + 15, self.y + 4, "start"
+        if cos < -0.35:
+            return self.x - 15, self.y + 4, "end"
+        return self.x, self.y + (26 if sin > 0 else -16), "middle"
 
     @property
     def label(self) -> str:
@@ -84,6 +98,7 @@ def layout(hood: Neighbourhood, limit: int) -> Picture:
                 x=round(WIDTH / 2 + hop * step_x * math.cos(angle), 1),
                 y=round(HEIGHT / 2 + hop * step_y * math.sin(angle), 1),
                 hop=hop,
+                angle=angle,
             )
 
     edges = []

@@ -7,6 +7,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,7 +33,8 @@ def main() -> int:
 
     processes = [
         start([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-               "--concurrency=2", "--without-gossip", "--without-mingle"]),
+               "--concurrency=2", "--without-gossip", "--without-mingle",
+               "--without-heartbeat"]),
         start([PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{arguments.port}"]),
     ]  # fmt: skip
     print(
@@ -62,16 +64,20 @@ def start(command: list[str]) -> subprocess.Popen[bytes]:
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Ask each process to stop (the worker then stops its own pool), and
+    kill what is left of its group after the grace period."""
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         try:
             process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
