@@ -253,3 +253,15 @@ LESSONS_NEIGHBOURHOOD_MAX_DEPTH = 3
 LESSONS_PAGE_CACHE_SECONDS = int(os.environ.get("LESSONS_PAGE_CACHE_SECONDS", "600"))
 # The picture stays legible; the list under it names every neighbour.
 LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT = 40
+
+# x402 payments. No public chain is reachable from here: the site's own
+# facilitator settles on a ledger in the database, on a local EVM chain id.
+X402_NETWORK = os.environ.get("X402_NETWORK", "eip155:31337")
+X402_ASSET = "AIN"
+X402_ASSET_ADDRESS = os.environ.get(
+    "X402_ASSET_ADDRESS", "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+)
+X402_ASSET_NAME = "Lessongraph AIN"
+X402_ASSET_VERSION = "1"
+X402_ASSET_DECIMALS = 18
+X402_CLOCK_SKEW_SECONDS = int(os.environ.get("X402_CLOCK_SKEW_SECONDS", "5"))
