@@ -396,6 +396,3 @@ def test_admin_sign_in_goes_to_passkeys(client):
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"] == "/accounts/signin/?next=/admin/"
 
-
-def test_stored_passkey_count_matches(member):
-    assert Passkey.objects.filter(user=member).count() == 1
