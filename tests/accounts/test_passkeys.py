@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY, authenticate
 from django.utils import timezone
 
-from accounts.models import Challenge, Passkey, User
+from accounts.models import Challenge, User
 from tests.accounts.authenticator import SoftwareAuthenticator, b64url, unb64url
 from tests.accounts.conftest import post_json, sign_in_answer, sign_up
 
@@ -395,4 +395,3 @@ def test_admin_sign_in_goes_to_passkeys(client):
 
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"] == "/accounts/signin/?next=/admin/"
-
