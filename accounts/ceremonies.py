@@ -5,6 +5,7 @@ party id and the allowed origins come from settings only, never from the
 request's Host header. User verification is always required.
 """
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -13,6 +14,9 @@ import webauthn
 from django.conf import settings
 from webauthn.helpers import (
     base64url_to_bytes,
+    decode_credential_public_key,
+    decoded_public_key_to_cryptography,
+    parse_attestation_object,
     parse_authenticator_data,
     parse_client_data_json,
 )
@@ -32,6 +36,20 @@ logger = logging.getLogger(__name__)
 
 class PasskeyRefused(ApplicationError):
     """A WebAuthn answer that cannot be accepted. Never starts a session."""
+
+
+# What the library and the parsers raise on answers they cannot read. A
+# hostile answer can be any JSON at all, so this is wide on purpose.
+MALFORMED = (
+    WebAuthnException,
+    KeyError,
+    TypeError,
+    ValueError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def registration_options(
@@ -76,7 +94,7 @@ def challenge_of(credential: Any) -> bytes:
         client_data = parse_client_data_json(
             base64url_to_bytes(credential["response"]["clientDataJSON"])
         )
-    except (KeyError, TypeError, ValueError, WebAuthnException) as error:
+    except MALFORMED as error:
         raise _refused(
             "the passkey answer has no readable client data", error
         ) from None
@@ -86,7 +104,7 @@ def challenge_of(credential: Any) -> bytes:
 def credential_id_of(credential: Any) -> bytes:
     try:
         raw_id = base64url_to_bytes(credential["rawId"])
-    except (KeyError, TypeError, ValueError) as error:
+    except MALFORMED as error:
         raise _refused(
             "the passkey answer has no readable credential id", error
         ) from None
@@ -99,7 +117,7 @@ def user_handle_of(credential: Any) -> bytes | None:
     try:
         handle = credential["response"].get("userHandle")
         return base64url_to_bytes(handle) if handle else None
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
+    except MALFORMED as error:
         raise _refused(
             "the passkey answer has an unreadable user handle", error
         ) from None
@@ -109,7 +127,7 @@ def sign_count_of(credential: Any) -> int:
     try:
         data = base64url_to_bytes(credential["response"]["authenticatorData"])
         return int(parse_authenticator_data(data).sign_count)
-    except (KeyError, TypeError, ValueError, WebAuthnException) as error:
+    except MALFORMED as error:
         raise _refused(
             "the passkey answer has unreadable authenticator data", error
         ) from None
@@ -117,15 +135,27 @@ def sign_count_of(credential: Any) -> int:
 
 def verify_registration(*, credential: Any, challenge: bytes) -> VerifiedRegistration:
     try:
-        return webauthn.verify_registration_response(
+        verified = webauthn.verify_registration_response(
             credential=credential,
             expected_challenge=challenge,
             expected_rp_id=settings.WEBAUTHN_RP_ID,
             expected_origin=list(settings.WEBAUTHN_ORIGINS),
             require_user_verification=True,
         )
-    except (WebAuthnException, KeyError, TypeError, ValueError) as error:
-        raise _refused("the new passkey could not be verified", error) from None
+    except MALFORMED as error:
+        reason = _explain(credential, _registration_auth_data)
+        raise _refused(
+            reason or "the new passkey could not be verified", error
+        ) from None
+    # "none" attestation vouches for nothing: make sure the key can verify
+    # a signature at all, or the account could never sign in with it.
+    try:
+        decoded_public_key_to_cryptography(
+            decode_credential_public_key(verified.credential_public_key)
+        )
+    except MALFORMED as error:
+        raise _refused("the new passkey's public key is not usable", error) from None
+    return verified
 
 
 def verify_assertion(
@@ -142,9 +172,45 @@ def verify_assertion(
             credential_current_sign_count=sign_count,
             require_user_verification=True,
         )
-    except (WebAuthnException, KeyError, TypeError, ValueError) as error:
-        raise _refused("the passkey signature could not be verified", error) from None
+    except MALFORMED as error:
+        reason = _explain(credential, _assertion_auth_data)
+        raise _refused(
+            reason or "the passkey signature could not be verified", error
+        ) from None
     return int(verified.new_sign_count)
+
+
+def _explain(credential: Any, auth_data_of: Any) -> str | None:
+    """Say which check a refused answer failed, when the answer itself
+    shows it: the library only says that it failed."""
+    try:
+        client_data = parse_client_data_json(
+            base64url_to_bytes(credential["response"]["clientDataJSON"])
+        )
+        if client_data.origin not in settings.WEBAUTHN_ORIGINS:
+            return f"the answer was made for another site ({client_data.origin[:80]})"
+        auth_data = auth_data_of(credential)
+        expected = hashlib.sha256(settings.WEBAUTHN_RP_ID.encode()).digest()
+        if auth_data.rp_id_hash != expected:
+            return "the answer was made for another relying party id"
+        if not auth_data.flags.uv:
+            return "the authenticator did not verify you (PIN, fingerprint or face)"
+    except MALFORMED:
+        return None
+    return None
+
+
+def _assertion_auth_data(credential: Any) -> Any:
+    return parse_authenticator_data(
+        base64url_to_bytes(credential["response"]["authenticatorData"])
+    )
+
+
+def _registration_auth_data(credential: Any) -> Any:
+    attestation = parse_attestation_object(
+        base64url_to_bytes(credential["response"]["attestationObject"])
+    )
+    return attestation.auth_data
 
 
 def _refused(message: str, cause: Exception | None = None) -> PasskeyRefused:

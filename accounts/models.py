@@ -4,10 +4,21 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 USER_HANDLE_BYTES = 32
+
+# ASCII only, so that no two names look alike in another script (a Latin
+# "a" and a Cyrillic one look the same); names differ by more than case.
+display_name_validator = RegexValidator(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]| (?! ))*(?<! )$",
+    "A display name is 1 to 64 letters (A to Z), digits, single spaces, "
+    "dots, hyphens or underscores, starting with a letter or digit.",
+)
 
 
 def new_user_handle() -> bytes:
@@ -24,10 +35,38 @@ class User(AbstractUser):
         INSTRUCTOR = "instructor"
         STAFF = "staff"
 
+    username = models.CharField(
+        "display name",
+        max_length=64,
+        unique=True,
+        validators=[display_name_validator],
+        error_messages={"unique": "That display name is taken."},
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.LEARNER)
     user_handle = models.BinaryField(
         max_length=64, unique=True, default=new_user_handle, editable=False
     )
+    # Moves when a passkey is removed: every session signed in before ends.
+    credentials_version = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("username"),
+                name="display_name_unique_ignoring_case",
+                violation_error_message="That display name is taken.",
+            )
+        ]
+
+    def get_session_auth_hash(self) -> str:
+        """Sessions carry this and end when it changes. With passwords
+        unusable, Django's own hash would never change; this one changes
+        when a passkey is removed."""
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.credentials_version}",
+            algorithm="sha256",
+        ).hexdigest()
 
     @property
     def is_instructor(self) -> bool:

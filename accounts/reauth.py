@@ -73,6 +73,25 @@ def recent_passkey_required[View: Callable[..., HttpResponse]](view: View) -> Vi
     return wrapper  # type: ignore[return-value]
 
 
+def account_required[View: Callable[..., HttpResponse]](view: View) -> View:
+    """Like ``login_required``, but a JSON request gets 401 JSON rather than
+    a redirect to a page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        url = f"{reverse('accounts:signin')}?{urlencode({'next': request.get_full_path()})}"
+        if wants_json(request):
+            return JsonResponse(
+                {"detail": "Sign in first.", "signin": url},
+                status=HTTPStatus.UNAUTHORIZED,
+            )
+        return redirect(url)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class RecentPasskey(BasePermission):
     """For API views: the session or the token must have a fresh passkey
     assertion. A token on its own never passes."""

@@ -7,13 +7,14 @@ even when the answer is then refused, and checks the answer.
 """
 
 import logging
-import re
 import secrets
 from http import HTTPStatus
 from typing import Any
 
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import ceremonies
@@ -24,7 +25,6 @@ from config.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 CHALLENGE_BYTES = 32
-DISPLAY_NAME_RE = re.compile(r"^[\w .@+-]{1,64}$")
 DEFAULT_PASSKEY_NAME = "Passkey"
 
 
@@ -86,11 +86,14 @@ def challenge_consume(
 
 
 def signup_begin(*, display_name: str, session_key: str) -> dict[str, Any]:
+    """Refuse any name the account could not be stored under before the
+    browser makes a passkey: a refusal after it would leave an orphan
+    passkey on the device."""
     display_name = display_name.strip()
-    if not DISPLAY_NAME_RE.match(display_name):
-        raise PasskeyRefused(
-            "A display name is 1 to 64 letters, digits, spaces or . @ + - _ characters."
-        )
+    try:
+        User._meta.get_field("username").clean(display_name, None)
+    except ValidationError as error:
+        raise PasskeyRefused(" ".join(error.messages)) from None
     if User.objects.filter(username__iexact=display_name).exists():
         raise PasskeyRefused("That display name is taken.", status=HTTPStatus.CONFLICT)
     user_handle = secrets.token_bytes(32)
@@ -127,8 +130,11 @@ def signup_complete(
             user.set_unusable_password()
             user.full_clean()
             user.save()
-            _passkey_store(user, verified, credential, passkey_name)
-    except IntegrityError:
+            passkey = _passkey_store(user, verified, credential, passkey_name)
+            # The new session is signed in with it: that is its first use.
+            passkey.last_used = passkey.created
+            passkey.save(update_fields=["last_used"])
+    except (IntegrityError, ValidationError):
         raise PasskeyRefused(
             "That display name or passkey is already registered.",
             status=HTTPStatus.CONFLICT,
@@ -203,9 +209,11 @@ def _assertion_verify(
     """Check an assertion against the stored passkey and move its counter.
 
     1. The credential must be registered here, to ``owner`` when given.
-    2. The user handle, when sent (always, for sign-in), must be the owner's.
-    3. A counter that does not move forward is refused, unless both are 0.
-    4. The signature, origin, RP id and user verification must hold.
+    2. The signature, origin, RP id and user verification must hold. Nothing
+       about the account is told or logged before this, so a forged answer
+       learns nothing but that the credential id is unknown.
+    3. The user handle, when sent (always, for sign-in), must be the owner's.
+    4. A counter that does not move forward is refused, unless both are 0.
     5. The counter moves with a conditional update: of two answers carrying
        the same counter, only one can succeed.
     """
@@ -216,11 +224,20 @@ def _assertion_verify(
         .first()
     )
     if passkey is None or (owner is not None and passkey.user_id != owner.pk):
-        logger.warning(
-            "Assertion from a passkey not registered here%s",
-            " to this account" if owner else "",
+        logger.warning("Assertion from a passkey not registered to the account")
+        raise PasskeyRefused(
+            "Passkey refused: this passkey is not registered"
+            + (" to your account." if owner else " here.")
         )
-        raise PasskeyRefused("Passkey refused: this passkey is not registered here.")
+
+    # The library's own counter check is turned off (a stored count of 0):
+    # the counter is checked below, once the signature is known to be good.
+    new_count = ceremonies.verify_assertion(
+        credential=credential,
+        challenge=challenge,
+        public_key=bytes(passkey.public_key),
+        sign_count=0,
+    )
     if not passkey.user.is_active:
         logger.warning("Assertion for inactive account %s", passkey.user_id)
         raise PasskeyRefused("Passkey refused: this account is disabled.")
@@ -234,23 +251,16 @@ def _assertion_verify(
         )
         raise PasskeyRefused("Passkey refused: the passkey belongs to another account.")
 
-    counter = ceremonies.sign_count_of(credential)
-    if (counter or passkey.sign_count) and counter <= passkey.sign_count:
+    if (new_count or passkey.sign_count) and new_count <= passkey.sign_count:
         logger.warning(
             "Sign counter of passkey %s went backwards (stored %s, sent %s): "
             "the authenticator may have been cloned",
             passkey.pk,
             passkey.sign_count,
-            counter,
+            new_count,
         )
         raise PasskeyRefused("Passkey refused: its signature counter went backwards.")
 
-    new_count = ceremonies.verify_assertion(
-        credential=credential,
-        challenge=challenge,
-        public_key=bytes(passkey.public_key),
-        sign_count=passkey.sign_count,
-    )
     moved = Passkey.objects.filter(pk=passkey.pk, sign_count=passkey.sign_count).update(
         sign_count=new_count, last_used=timezone.now()
     )
@@ -308,14 +318,16 @@ def passkey_add_complete(
 
 
 def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Passkey:
-    transports = credential.get("response", {}).get("transports") or []
+    transports = credential.get("response", {}).get("transports")
+    if not isinstance(transports, list):
+        transports = []
     passkey = Passkey(
         user=user,
         name=_passkey_name(name, user),
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=[str(item)[:32] for item in transports][:8],
+        transports=[item[:32] for item in transports if isinstance(item, str)][:8],
         aaguid=str(verified.aaguid),
         backed_up=bool(getattr(verified, "credential_backed_up", False)),
     )
@@ -340,7 +352,9 @@ def passkey_rename(*, passkey: Passkey, name: str) -> Passkey:
 
 def passkey_remove(*, passkey: Passkey) -> None:
     """Remove a passkey, but never an account's last one: without a passkey
-    nobody could sign in to it again."""
+    nobody could sign in to it again. Every session of the account ends,
+    since one may have been signed in with the removed passkey; the caller
+    keeps its own session with ``update_session_auth_hash``."""
     with transaction.atomic():
         owned = list(
             Passkey.objects.select_for_update()
@@ -356,6 +370,9 @@ def passkey_remove(*, passkey: Passkey) -> None:
                 status=HTTPStatus.CONFLICT,
             )
         Passkey.objects.filter(pk=passkey.pk).delete()
+        User.objects.filter(pk=passkey.user_id).update(
+            credentials_version=F("credentials_version") + 1
+        )
     logger.info("Account %s removed passkey %s", passkey.user_id, passkey.pk)
 
 

@@ -3,34 +3,34 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django_ratelimit.decorators import ratelimit
 from rest_framework.request import Request
 
 from accounts import services
+from accounts.limits import answers_limited, options_limited
 from accounts.models import ApiToken, Passkey, User
-from accounts.reauth import mark_session_fresh, recent_passkey_required
+from accounts.reauth import (
+    account_required,
+    mark_session_fresh,
+    recent_passkey_required,
+)
 from config.errors import ApplicationError, wants_json
 
 logger = logging.getLogger(__name__)
 
 NEW_TOKEN_SESSION_KEY = "new_api_token"
+# A passkey answer is a few kilobytes; nothing a ceremony needs comes near.
+MAX_JSON_BYTES = 64 * 1024
 BACKEND = "accounts.backends.PasskeyBackend"
-
-
-def ceremony_rate(group: str, request: HttpRequest) -> str:
-    return str(settings.ACCOUNTS_CEREMONY_RATE)
-
-
-limited = ratelimit(key="ip", rate=ceremony_rate, method="POST", block=True)
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -39,14 +39,22 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
             "Send JSON (Content-Type: application/json).",
             status=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         )
+    if len(request.body) > MAX_JSON_BYTES:
+        raise ApplicationError(
+            "The request body is too large.", status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        )
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         logger.warning("Malformed JSON sent to %s", request.path)
         raise ApplicationError("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApplicationError("The request body must be a JSON object.")
     return body
+
+
+def text_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def credential_from(body: dict[str, Any]) -> dict[str, Any]:
@@ -92,23 +100,26 @@ def signup_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@limited
+@options_limited
 def signup_options(request: HttpRequest) -> JsonResponse:
     body = json_body(request)
+    display_name = body.get("display_name")
+    if not isinstance(display_name, str):
+        raise ApplicationError("The request needs a 'display_name' text.")
     options = services.signup_begin(
-        display_name=str(body.get("display_name", "")), session_key=session_key(request)
+        display_name=display_name, session_key=session_key(request)
     )
     return JsonResponse(options)
 
 
 @require_POST
-@limited
+@answers_limited
 def signup_verify(request: HttpRequest) -> JsonResponse:
     body = json_body(request)
     user = services.signup_complete(
         credential=credential_from(body),
         session_key=session_key(request),
-        passkey_name=str(body.get("passkey_name", "")),
+        passkey_name=text_or_empty(body.get("passkey_name")),
     )
     sign_in(request, user)
     return JsonResponse({"redirect": safe_next(request, reverse("accounts:account"))})
@@ -120,13 +131,13 @@ def signin_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@limited
+@options_limited
 def signin_options(request: HttpRequest) -> JsonResponse:
     return JsonResponse(services.signin_begin(session_key=session_key(request)))
 
 
 @require_POST
-@limited
+@answers_limited
 def signin_verify(request: HttpRequest) -> JsonResponse:
     body = json_body(request)
     user = services.signin_complete(
@@ -156,8 +167,8 @@ def reauthenticate_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@login_required
-@limited
+@account_required
+@options_limited
 def reauthenticate_options(request: HttpRequest) -> JsonResponse:
     options = services.reauth_begin(
         user=account_of(request), session_key=session_key(request)
@@ -166,8 +177,8 @@ def reauthenticate_options(request: HttpRequest) -> JsonResponse:
 
 
 @require_POST
-@login_required
-@limited
+@account_required
+@answers_limited
 def reauthenticate_verify(request: HttpRequest) -> JsonResponse:
     body = json_body(request)
     services.reauth_complete(
@@ -176,6 +187,7 @@ def reauthenticate_verify(request: HttpRequest) -> JsonResponse:
         session_key=session_key(request),
     )
     mark_session_fresh(request)
+    messages.info(request, "Passkey confirmed: you can now finish what you started.")
     return JsonResponse({"redirect": safe_next(request, reverse("accounts:account"))})
 
 
@@ -183,6 +195,7 @@ def reauthenticate_verify(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+@never_cache
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     user = account_of(request)
@@ -199,6 +212,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @recent_passkey_required
+@options_limited
 def passkey_add_options(request: HttpRequest) -> JsonResponse:
     options = services.passkey_add_begin(
         user=account_of(request), session_key=session_key(request)
@@ -208,13 +222,14 @@ def passkey_add_options(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 @recent_passkey_required
+@answers_limited
 def passkey_add_verify(request: HttpRequest) -> JsonResponse:
     body = json_body(request)
     passkey = services.passkey_add_complete(
         user=account_of(request),
         credential=credential_from(body),
         session_key=session_key(request),
-        name=str(body.get("name", "")),
+        name=text_or_empty(body.get("name")),
     )
     return JsonResponse(
         {"id": passkey.pk, "name": passkey.name}, status=HTTPStatus.CREATED
@@ -233,13 +248,21 @@ def passkey_rename(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @recent_passkey_required
 def passkey_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    passkey = get_object_or_404(Passkey, pk=pk, user=account_of(request))
+    user = account_of(request)
+    passkey = get_object_or_404(Passkey, pk=pk, user=user)
     try:
         services.passkey_remove(passkey=passkey)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Passkey “{passkey.name}” removed.")
+        # Every other session of the account has ended; this one stays.
+        user.refresh_from_db()
+        update_session_auth_hash(request, user)
+        messages.success(
+            request,
+            f"Passkey “{passkey.name}” removed; every other session of your "
+            "account is signed out.",
+        )
     return redirect("accounts:account")
 
 
@@ -269,11 +292,49 @@ def rate_limited(request: HttpRequest, exception: Exception) -> HttpResponse:
         "Rate limit hit on %s from %s", request.path, request.META.get("REMOTE_ADDR")
     )
     message = "Too many attempts from your address; wait a minute and try again."
+    response: HttpResponse
     if wants_json(request):
-        return JsonResponse({"detail": message}, status=HTTPStatus.TOO_MANY_REQUESTS)
-    return render(
-        request,
-        "error.html",
-        {"status": HTTPStatus.TOO_MANY_REQUESTS, "message": message},
-        status=HTTPStatus.TOO_MANY_REQUESTS,
-    )
+        response = JsonResponse(
+            {"detail": message}, status=HTTPStatus.TOO_MANY_REQUESTS
+        )
+    else:
+        response = render(
+            request,
+            "error.html",
+            {"status": HTTPStatus.TOO_MANY_REQUESTS, "message": message},
+            status=HTTPStatus.TOO_MANY_REQUESTS,
+        )
+    response["Retry-After"] = "60"
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Scripts posting JSON get JSON; pages get Django's page."""
+    logger.warning("CSRF refusal on %s: %s", request.path, reason)
+    if wants_json(request):
+        return JsonResponse(
+            {
+                "detail": "The page is out of date (CSRF check failed); reload it and try again."
+            },
+            status=HTTPStatus.FORBIDDEN,
+        )
+    return django_csrf_failure(request, reason)
+
+
+def admin_signin(request: HttpRequest) -> HttpResponse:
+    """The admin's sign-in is the passkey sign-in; an account that may not
+    use the admin is told so instead of being sent round again."""
+    if request.user.is_authenticated:
+        return render(
+            request,
+            "error.html",
+            {
+                "status": HTTPStatus.FORBIDDEN,
+                "message": (
+                    f"You are signed in as {request.user.get_username()}; the admin "
+                    "is for staff and instructors."
+                ),
+            },
+            status=HTTPStatus.FORBIDDEN,
+        )
+    return redirect(f"{reverse('accounts:signin')}?{request.GET.urlencode()}")

@@ -121,8 +121,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Wait for a writer instead of failing at once when the web server and
-    # the worker touch the file together.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # the worker touch the file together. IMMEDIATE takes the write lock when
+    # a transaction begins: a transaction that reads and then writes would
+    # otherwise fail at once ("database is locked") instead of waiting.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -140,8 +142,11 @@ WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"])
 WEBAUTHN_CHALLENGE_SECONDS = int(os.environ.get("WEBAUTHN_CHALLENGE_SECONDS", "180"))
 # How long a passkey assertion counts as fresh for sensitive actions.
 ACCOUNTS_REAUTH_SECONDS = int(os.environ.get("ACCOUNTS_REAUTH_SECONDS", "300"))
-# Sign-up, sign-in and re-authentication attempts per client address.
+# Passkey answers (sign-up, sign-in, re-authentication, new passkeys) and
+# requests for options, each per client address (accounts/limits.py).
 ACCOUNTS_CEREMONY_RATE = os.environ.get("ACCOUNTS_CEREMONY_RATE", "30/m")
+ACCOUNTS_OPTIONS_RATE = os.environ.get("ACCOUNTS_OPTIONS_RATE", "120/m")
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 RATELIMIT_VIEW = "accounts.views.rate_limited"
 
 # The rate limits count in the cache: in memory for one process by
@@ -224,6 +229,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

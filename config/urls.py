@@ -2,8 +2,9 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.views import admin_signin
 
 
 def live(request: HttpRequest) -> HttpResponse:
@@ -28,10 +29,7 @@ urlpatterns = [
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
     ),
     # The admin signs in with passkeys like everyone else.
-    path(
-        "admin/login/",
-        RedirectView.as_view(url="/accounts/signin/", query_string=True),
-    ),
+    path("admin/login/", admin_signin),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/account/", include("accounts.api.urls")),

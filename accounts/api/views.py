@@ -2,6 +2,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
+from accounts.limits import answers_limited, options_limited
 from accounts.models import ApiToken, Passkey
 from accounts.reauth import RecentPasskey, mark_session_fresh
 from accounts.views import account_of
@@ -55,6 +57,7 @@ def _binding(request: Request) -> dict[str, Any]:
     return {"session_key": request.session.session_key}
 
 
+@method_decorator(options_limited, name="post")
 class ReauthenticateOptionsView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -64,6 +67,7 @@ class ReauthenticateOptionsView(APIView):
         return Response(options)
 
 
+@method_decorator(answers_limited, name="post")
 class ReauthenticateVerifyView(APIView):
     permission_classes = [IsAuthenticated]
 

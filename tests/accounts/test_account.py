@@ -147,7 +147,7 @@ def test_reauthentication_with_another_accounts_passkey_is_refused(
     response = reauthenticate(client, stranger_key)
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "not registered here" in response.json()["detail"]
+    assert "not registered to your account" in response.json()["detail"]
 
 
 def test_removing_a_passkey_needs_a_fresh_session(
@@ -383,3 +383,38 @@ def test_back_to_learner_takes_the_admin_away(client, account):
     call_command("set_role", "Ada", "learner", stdout=StringIO())
 
     assert client.get("/admin/")["Location"].startswith("/admin/login/")
+
+
+def test_removing_a_passkey_signs_out_every_other_session(
+    client, account, authenticator
+):
+    from django.test import Client
+
+    phone = SoftwareAuthenticator()
+    add_passkey(client, phone)
+    other = Client()
+    options = post_json(other, "/accounts/signin/options").json()
+    assert (
+        post_json(
+            other, "/accounts/signin/verify", {"credential": phone.assertion(options)}
+        ).status_code
+        == 200
+    )
+    assert other.get("/accounts/").status_code == HTTPStatus.OK
+
+    client.post(f"/accounts/passkeys/{account.passkeys.get(name='Phone').pk}/remove")
+
+    assert other.get("/accounts/")["Location"].startswith("/accounts/signin/")
+    assert (
+        post_json(other, "/accounts/passkeys/options").status_code
+        == HTTPStatus.UNAUTHORIZED
+    )
+    assert client.get("/accounts/").status_code == HTTPStatus.OK
+
+
+def test_the_account_page_is_never_cached(client, account):
+    assert "no-store" in client.get("/accounts/")["Cache-Control"]
+
+
+def test_the_passkey_that_made_the_account_counts_as_used(account):
+    assert account.passkeys.get().last_used is not None

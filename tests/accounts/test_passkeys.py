@@ -146,7 +146,7 @@ def test_wrong_base64url_in_the_answer_is_refused(
 def test_wrong_origin_is_refused(client, authenticator, member, caplog):
     response = sign_in_answer(client, authenticator, origin="http://evil.example")
 
-    refused(response, caplog, "signature could not be verified")
+    refused(response, caplog, "made for another site (http://evil.example)")
     assert not signed_in(client)
 
 
@@ -162,13 +162,13 @@ def test_origin_comes_from_settings_not_the_host_header(
 
     assert options.status_code == HTTPStatus.BAD_REQUEST  # not an allowed host at all
     response = sign_in_answer(client, authenticator, origin="http://testserver")
-    refused(response, caplog, "could not be verified")
+    refused(response, caplog, "made for another site")
 
 
 def test_wrong_rp_id_is_refused(client, authenticator, member, caplog):
     response = sign_in_answer(client, authenticator, rp_id="evil.example")
 
-    refused(response, caplog, "could not be verified")
+    refused(response, caplog, "made for another relying party id")
     assert not signed_in(client)
 
 
@@ -180,7 +180,7 @@ def test_registration_for_another_rp_id_is_refused(client, caplog):
 
     response = post_json(client, "/accounts/signup/verify", {"credential": credential})
 
-    refused(response, caplog, "could not be verified")
+    refused(response, caplog, "made for another relying party id")
     assert not User.objects.filter(username="Eve").exists()
 
 
@@ -290,7 +290,7 @@ def test_sign_in_without_user_verification_is_refused(
 ):
     response = sign_in_answer(client, authenticator, verified=False)
 
-    refused(response, caplog, "could not be verified")
+    refused(response, caplog, "did not verify you")
     assert not signed_in(client)
 
 
@@ -302,7 +302,7 @@ def test_sign_up_without_user_verification_is_refused(client, caplog):
 
     response = post_json(client, "/accounts/signup/verify", {"credential": credential})
 
-    refused(response, caplog, "could not be verified")
+    refused(response, caplog, "did not verify you")
     assert not User.objects.exists()
 
 
@@ -359,28 +359,38 @@ def test_disabled_account_cannot_sign_in(client, authenticator, member, caplog):
     refused(response, caplog, "disabled")
 
 
-def test_sign_in_attempts_are_rate_limited_per_client(client, settings):
-    settings.ACCOUNTS_CEREMONY_RATE = "3/m"
+def test_requests_for_options_are_rate_limited_per_client(client, settings):
+    settings.ACCOUNTS_OPTIONS_RATE = "3/m"
 
     codes = [
-        post_json(client, "/accounts/signin/options").status_code for _ in range(5)
+        post_json(client, "/accounts/signin/options").status_code for _ in range(2)
     ]
+    codes += [
+        post_json(
+            client, "/accounts/signup/options", {"display_name": "Nia"}
+        ).status_code
+    ]
+    refused = post_json(client, "/accounts/signin/options")
 
-    assert codes[:3] == [200, 200, 200]
-    assert codes[3:] == [HTTPStatus.TOO_MANY_REQUESTS] * 2
+    assert codes == [200, 200, 200]
+    assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert refused["Retry-After"] == "60"
 
 
-def test_sign_up_attempts_are_rate_limited_per_client(client, settings):
+def test_sign_in_and_sign_up_answers_are_rate_limited_per_client(client, settings):
     settings.ACCOUNTS_CEREMONY_RATE = "2/m"
 
     codes = [
-        post_json(
-            client, "/accounts/signup/options", {"display_name": f"n{n}"}
-        ).status_code
-        for n in range(3)
+        post_json(client, "/accounts/signin/verify", {"credential": {}}).status_code
+    ]
+    codes += [
+        post_json(client, "/accounts/signup/verify", {"credential": {}}).status_code
+    ]
+    codes += [
+        post_json(client, "/accounts/signin/verify", {"credential": {}}).status_code
     ]
 
-    assert codes == [200, 200, HTTPStatus.TOO_MANY_REQUESTS]
+    assert codes == [400, 400, HTTPStatus.TOO_MANY_REQUESTS]
 
 
 def test_passwords_never_sign_anyone_in(member):
@@ -394,4 +404,149 @@ def test_admin_sign_in_goes_to_passkeys(client):
     response = client.get("/admin/login/?next=/admin/")
 
     assert response.status_code == HTTPStatus.FOUND
-    assert response["Location"] == "/accounts/signin/?next=/admin/"
+    assert response["Location"] == "/accounts/signin/?next=%2Fadmin%2F"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Jane Doe", "jane.doe", "J_D-2"],
+)
+def test_display_names_with_single_spaces_and_marks_are_accepted(client, name):
+    user = sign_up(client, SoftwareAuthenticator(), name=name)
+
+    assert user.username == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jаne",
+        "Élise",
+        "ｊａｎｅ",
+        "jane²",
+        "two  spaces",
+        "_x",
+        "",
+        "x" * 65,
+        "<b>",
+    ],
+)
+def test_names_that_could_impersonate_or_not_be_stored_are_refused_before_a_passkey_is_made(
+    client, name
+):
+    response = post_json(client, "/accounts/signup/options", {"display_name": name})
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST, name
+    assert not Challenge.objects.exists()
+
+
+def test_display_names_differing_only_in_case_are_one_name(client, member):
+    response = post_json(client, "/accounts/signup/options", {"display_name": "ADA"})
+
+    assert response.status_code == HTTPStatus.CONFLICT
+
+
+@pytest.mark.parametrize("value", [None, 12345, True, ["Ada"]])
+def test_display_name_must_be_text(client, value):
+    response = post_json(client, "/accounts/signup/options", {"display_name": value})
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"credential": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}",
+        "[" * 200_000 + "]" * 200_000,
+    ],
+)
+def test_deeply_nested_json_is_refused_not_a_500(client, body):
+    response = client.post(
+        "/accounts/signin/verify", body, content_type="application/json"
+    )
+
+    assert HTTPStatus.BAD_REQUEST <= response.status_code < 500
+
+
+def test_deeply_nested_client_data_is_refused_not_a_500(client, authenticator, member):
+    options = post_json(client, "/accounts/signin/options").json()
+    credential = authenticator.assertion(options)
+    credential["response"]["clientDataJSON"] = b64url(
+        b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+    )
+
+    response = post_json(client, "/accounts/signin/verify", {"credential": credential})
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_transports_of_the_wrong_type_are_ignored(client):
+    options = post_json(
+        client, "/accounts/signup/options", {"display_name": "Tia"}
+    ).json()
+    credential = SoftwareAuthenticator().register(options)
+    credential["response"]["transports"] = 42
+
+    response = post_json(client, "/accounts/signup/verify", {"credential": credential})
+
+    assert response.status_code == HTTPStatus.OK
+    assert User.objects.get(username="Tia").passkeys.get().transports == []
+
+
+def test_a_public_key_that_cannot_verify_is_refused_at_registration(
+    client, monkeypatch
+):
+    import cbor2
+
+    options = post_json(
+        client, "/accounts/signup/options", {"display_name": "Kim"}
+    ).json()
+    key = SoftwareAuthenticator()
+    monkeypatch.setattr(key, "cose_public_key", lambda: cbor2.dumps([1, 2, 3]))
+
+    response = post_json(
+        client, "/accounts/signup/verify", {"credential": key.register(options)}
+    )
+
+    assert HTTPStatus.BAD_REQUEST <= response.status_code < 500
+    assert not User.objects.filter(username="Kim").exists()
+
+
+def test_a_forged_answer_learns_nothing_about_the_stored_counter(
+    client, authenticator, member, caplog
+):
+    forger = SoftwareAuthenticator()
+    forger.credential_id = authenticator.credential_id
+    forger.user_handle = authenticator.user_handle
+
+    response = sign_in_answer(client, forger, count=0)
+
+    assert "could not be verified" in response.json()["detail"]
+    assert "cloned" not in caplog.text
+
+
+def test_a_signed_in_learner_at_the_admin_is_told_why(client, member, authenticator):
+    sign_in_answer(client, authenticator)
+
+    response = client.get("/admin/login/?next=/admin/")
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "signed in as Ada" in response.content.decode()
+
+
+def test_json_callers_get_json_when_the_csrf_check_fails(authenticator):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+
+    response = post_json(strict, "/accounts/signin/options")
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "CSRF" in response.json()["detail"]
+
+
+def test_signed_out_json_calls_to_reauthentication_get_401_json(client):
+    response = post_json(client, "/accounts/reauthenticate/options")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["signin"].startswith("/accounts/signin/")
