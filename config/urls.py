@@ -14,7 +14,7 @@ def live(request: HttpRequest) -> HttpResponse:
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """JSON for API addresses, the site's page for the rest."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/facilitator/")):
         return JsonResponse({"detail": "Not found."}, status=404)
     return render(request, "404.html", status=404)
 
@@ -33,5 +33,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/account/", include("accounts.api.urls")),
+    path("facilitator/", include("payments.urls")),
     path("health/live", live, name="live"),
 ]

@@ -1,0 +1,118 @@
+"""A double-entry ledger of one token, in the database instead of on a chain.
+
+Accounts are EVM addresses, stored in their checksummed (EIP-55) form. Every
+movement is a ``Transfer`` from one address to another; new tokens come from
+the mint (the zero address, as ERC-20 mints do), whose balance is minus the
+supply, so the balances of a token always add up to zero.
+"""
+
+from decimal import Decimal
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+MINT_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+address_validator = RegexValidator(
+    r"^0x[0-9a-fA-F]{40}\Z", "Enter a 0x address of 40 hex digits."
+)
+hash_validator = RegexValidator(
+    r"^0x[0-9a-f]{64}\Z", "Enter 0x and 64 lowercase hex digits."
+)
+
+# uint256 has 78 decimal digits. On PostgreSQL this is NUMERIC(78, 0): exact.
+AMOUNT_DIGITS = 78
+
+
+class Transfer(models.Model):
+    class Kind(models.TextChoices):
+        FUNDING = "funding", "Funding"
+        SETTLEMENT = "settlement", "Settlement"
+
+    transaction = models.CharField(
+        max_length=66,
+        unique=True,
+        validators=[hash_validator],
+        help_text="Our transaction id, shaped like a chain's: 0x and 64 hex digits.",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    network = models.CharField(max_length=64)
+    asset = models.CharField(max_length=42, validators=[address_validator])
+    payer = models.CharField(max_length=42, validators=[address_validator])
+    payee = models.CharField(max_length=42, validators=[address_validator])
+    amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS,
+        decimal_places=0,
+        help_text="In the token's smallest unit.",
+    )
+    nonce = models.CharField(
+        max_length=66,
+        validators=[hash_validator],
+        help_text="The EIP-3009 nonce the payer signed; random for a funding.",
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created", "pk"]
+        constraints = [
+            # The replay guard: an authorization settles at most once.
+            models.UniqueConstraint(
+                fields=["network", "asset", "payer", "nonce"],
+                name="payments_transfer_nonce_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_transfer_amount_positive"
+            ),
+            # Only the mint funds, and the mint never pays for anything.
+            models.CheckConstraint(
+                condition=(Q(kind="funding") & Q(payer=MINT_ADDRESS))
+                | (Q(kind="settlement") & ~Q(payer=MINT_ADDRESS)),
+                name="payments_transfer_kind_matches_payer",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["network", "asset", "payee"], name="payments_transfer_payee"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.transaction}"
+
+    @property
+    def units(self) -> int:
+        return int(self.amount)
+
+
+class Balance(models.Model):
+    """What an address holds, kept in step with its transfers in the same
+    database transaction. ``ledger_audit`` checks it against them."""
+
+    network = models.CharField(max_length=64)
+    asset = models.CharField(max_length=42, validators=[address_validator])
+    address = models.CharField(max_length=42, validators=[address_validator])
+    amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=0, default=Decimal(0)
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["network", "asset", "address"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "asset", "address"], name="payments_balance_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0) | Q(address=MINT_ADDRESS),
+                name="payments_balance_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} {self.amount}"
+
+    @property
+    def units(self) -> int:
+        return int(self.amount)

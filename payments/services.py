@@ -1,0 +1,294 @@
+"""Wallets, funding, and verifying and settling x402 "exact" payments on
+the ledger (payments/models.py)."""
+
+import logging
+import os
+import secrets
+import time
+from decimal import Decimal
+from http import HTTPStatus
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from x402.schemas import PaymentPayload, PaymentRequirements
+
+from config.errors import ApplicationError
+from payments import eip3009, selectors
+from payments.eip3009 import UINT256_MAX, MalformedField
+from payments.models import MINT_ADDRESS, Balance, Transfer
+from payments.token import Token, token_configured
+from payments.verification import Payment, PaymentRefused, Reason, payment_check
+
+logger = logging.getLogger(__name__)
+
+# SQLite keeps 15 significant digits of a number, and Django reads decimals
+# back through a float; PostgreSQL's NUMERIC(78, 0) keeps all of them.
+SQLITE_SIGNIFICANT_DIGITS = 15
+
+
+def wallet_create(*, key_file: Path) -> str:
+    """Make a key pair, write its private key to ``key_file`` (mode 0600,
+    never over an existing file), open the address's balance at zero and
+    return the address."""
+    key, address = eip3009.private_key_new()
+    try:
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ApplicationError(
+            f"{key_file} exists; a key file is never overwritten."
+        ) from None
+    except OSError as error:
+        raise ApplicationError(f"Cannot create {key_file}: {error.strerror}.") from None
+    with os.fdopen(descriptor, "w") as stream:
+        # The umask may only take bits away; make the mode exactly 0600.
+        os.fchmod(stream.fileno(), 0o600)
+        stream.write(key + "\n")
+
+    token = token_configured()
+    Balance.objects.get_or_create(
+        network=token.network, asset=token.address, address=address
+    )
+    logger.info("Wallet %s created", address)
+    return address
+
+
+def wallet_fund(*, address: str, amount: int) -> Transfer:
+    """Mint ``amount`` (in the token's smallest unit) into a wallet, for
+    development and tests; refused in production."""
+    if settings.PRODUCTION:
+        raise ApplicationError(
+            "Funding wallets from the mint is refused in production.",
+            status=HTTPStatus.FORBIDDEN,
+        )
+    try:
+        address = eip3009.address_parse(address, field="The address")
+    except MalformedField as error:
+        raise ApplicationError(str(error)) from None
+    if address == MINT_ADDRESS:
+        raise ApplicationError("The mint cannot fund itself.")
+    if not 0 < amount <= UINT256_MAX:
+        raise ApplicationError("A funding must be a positive amount below 2**256.")
+
+    token = token_configured()
+    with transaction.atomic():
+        balances = _balances_lock(token=token, addresses=[MINT_ADDRESS, address])
+        # The mint's balance is minus the supply, and a supply is a uint256.
+        if amount - balances[MINT_ADDRESS].units > UINT256_MAX:
+            raise ApplicationError("The token's supply would pass 2**256 - 1.")
+        transfer = _transfer_record(
+            kind=Transfer.Kind.FUNDING,
+            token=token,
+            payer=MINT_ADDRESS,
+            payee=address,
+            amount=amount,
+            nonce="0x" + secrets.token_hex(32),
+            balances=balances,
+        )
+    logger.info(
+        "Wallet %s funded with %s in transfer %s",
+        address,
+        token.text_from_units(amount),
+        transfer.transaction,
+    )
+    return transfer
+
+
+def payment_verify(
+    *, payload: PaymentPayload, requirements: PaymentRequirements
+) -> Payment:
+    """Check a payment as settling it would, without moving anything;
+    raise PaymentRefused with the reason."""
+    try:
+        payment = _payment_check(payload, requirements)
+        authorization = payment.authorization
+        _ledger_check(
+            payment,
+            balance=selectors.balance_of(
+                token=payment.token, address=authorization.payer
+            ),
+        )
+    except PaymentRefused as refusal:
+        logger.info(
+            "Payment from %s refused at verification: %s", refusal.payer, refusal.reason
+        )
+        raise
+    return payment
+
+
+def payment_settle(
+    *, payload: PaymentPayload, requirements: PaymentRequirements
+) -> Transfer:
+    """Verify a payment again and move its value from payer to payee.
+
+    1. The checks that need no ledger, as for verification.
+    2. In one transaction: lock the payer's and the payee's balances (in
+       address order, so that two opposite payments cannot deadlock), check
+       that the nonce is unused and the balance enough, record the transfer
+       and move both balances.
+    3. The unique (network, asset, payer, nonce) constraint has the last
+       word: an IntegrityError on it means the same authorization was
+       settled at the same moment elsewhere, and this one is a replay.
+    """
+    try:
+        payment = _payment_check(payload, requirements)
+        transfer = _settlement_record(payment)
+    except PaymentRefused as refusal:
+        logger.warning(
+            "Payment from %s refused at settlement: %s", refusal.payer, refusal.reason
+        )
+        raise
+    authorization = payment.authorization
+    logger.info(
+        "Payment settled: %s from %s to %s in transfer %s",
+        payment.token.text_from_units(authorization.value),
+        authorization.payer,
+        authorization.payee,
+        transfer.transaction,
+    )
+    return transfer
+
+
+def _settlement_record(payment: Payment) -> Transfer:
+    authorization = payment.authorization
+    try:
+        with transaction.atomic():
+            balances = _balances_lock(
+                token=payment.token,
+                addresses=[authorization.payer, authorization.payee],
+            )
+            _ledger_check(payment, balance=balances[authorization.payer].units)
+            return _transfer_record(
+                kind=Transfer.Kind.SETTLEMENT,
+                token=payment.token,
+                payer=authorization.payer,
+                payee=authorization.payee,
+                amount=authorization.value,
+                nonce=authorization.nonce,
+                balances=balances,
+            )
+    except IntegrityError:
+        if not selectors.nonce_used(
+            token=payment.token, payer=authorization.payer, nonce=authorization.nonce
+        ):
+            raise
+        logger.warning(
+            "Nonce %s of %s was settled twice at once; refused the second",
+            authorization.nonce,
+            authorization.payer,
+        )
+        raise _replay_refusal(payment) from None
+
+
+def database_holds_exactly(value: int, *, vendor: str) -> bool:
+    """Whether the database stores ``value`` and reads it back unchanged."""
+    if vendor == "postgresql":
+        return True
+    return len(str(abs(value)).rstrip("0")) <= SQLITE_SIGNIFICANT_DIGITS
+
+
+def _payment_check(
+    payload: PaymentPayload, requirements: PaymentRequirements
+) -> Payment:
+    return payment_check(
+        payload=payload,
+        requirements=requirements,
+        token=token_configured(),
+        now=int(time.time()),
+        skew=settings.X402_CLOCK_SKEW_SECONDS,
+    )
+
+
+def _ledger_check(payment: Payment, *, balance: int) -> None:
+    authorization = payment.authorization
+    if selectors.nonce_used(
+        token=payment.token, payer=authorization.payer, nonce=authorization.nonce
+    ):
+        raise _replay_refusal(payment)
+    if balance < authorization.value:
+        raise PaymentRefused(
+            Reason.INSUFFICIENT_FUNDS,
+            f"{authorization.payer} holds {payment.token.text_from_units(balance)}; "
+            f"the payment is {payment.token.text_from_units(authorization.value)}.",
+            payer=authorization.payer,
+        )
+
+
+def _replay_refusal(payment: Payment) -> PaymentRefused:
+    return PaymentRefused(
+        Reason.NONCE_USED,
+        f"Nonce {payment.authorization.nonce} of {payment.payer} was already "
+        "settled; an authorization pays once.",
+        payer=payment.payer,
+    )
+
+
+def _balances_lock(*, token: Token, addresses: list[str]) -> dict[str, Balance]:
+    """Open missing balances at zero, then lock them all, in address order.
+
+    get_or_create survives a concurrent opening of the same balance: it
+    inserts in a savepoint and reads the other's row on a conflict.
+    """
+    for address in sorted(set(addresses)):
+        Balance.objects.get_or_create(
+            network=token.network, asset=token.address, address=address
+        )
+    rows = (
+        Balance.objects.select_for_update()
+        .filter(network=token.network, asset=token.address, address__in=addresses)
+        .order_by("address")
+    )
+    return {row.address: row for row in rows}
+
+
+def _transfer_record(
+    *,
+    kind: Transfer.Kind,
+    token: Token,
+    payer: str,
+    payee: str,
+    amount: int,
+    nonce: str,
+    balances: dict[str, Balance],
+) -> Transfer:
+    """Record one transfer and move both balances with it. The caller holds
+    the transaction and the locks on both balances."""
+    transfer = Transfer(
+        transaction="0x" + secrets.token_hex(32),
+        kind=kind,
+        network=token.network,
+        asset=token.address,
+        payer=payer,
+        payee=payee,
+        amount=Decimal(amount),
+        nonce=nonce,
+    )
+    # Uniqueness and the check constraints are left to the database, which
+    # enforces them at insert time under the locks held; checking them here
+    # first would only race them.
+    transfer.full_clean(validate_unique=False, validate_constraints=False)
+    _exactness_check(amount)
+    transfer.save()
+
+    for address, change in ((payer, -amount), (payee, amount)):
+        balance = balances[address]
+        held = balance.units + change
+        _exactness_check(held)
+        balance.amount = Decimal(held)
+        balance.full_clean(validate_unique=False, validate_constraints=False)
+        balance.save(update_fields=["amount", "updated"])
+    return transfer
+
+
+def _exactness_check(value: int) -> None:
+    # Limitation: on SQLite (the `make run` default) the ledger refuses any
+    # amount or balance of more than 15 significant digits rather than
+    # round it; 0.005 or 12.5 AIN are fine, 0.123456789012345678 AIN is
+    # not. PostgreSQL keeps every digit.
+    if not database_holds_exactly(value, vendor=connection.vendor):
+        raise PaymentRefused(
+            Reason.UNEXPECTED_SETTLE_ERROR,
+            f"This database ({connection.vendor}) keeps only "
+            f"{SQLITE_SIGNIFICANT_DIGITS} significant digits, so it cannot hold "
+            f"{value} exactly; the ledger needs PostgreSQL for such amounts.",
+        )
