@@ -176,10 +176,9 @@ def reauth_begin(
         user=user,
         token=token,
     )
-    allow = [
-        bytes(key) for key in user.passkeys.values_list("credential_id", flat=True)
-    ]
-    return ceremonies.authentication_options(challenge=challenge, allow=allow)
+    return ceremonies.authentication_options(
+        challenge=challenge, allow=_credential_ids(user)
+    )
 
 
 def reauth_complete(
@@ -282,14 +281,11 @@ def passkey_add_begin(*, user: User, session_key: str) -> dict[str, Any]:
     challenge = challenge_issue(
         purpose=Challenge.Purpose.ADD_PASSKEY, session_key=session_key, user=user
     )
-    exclude = [
-        bytes(key) for key in user.passkeys.values_list("credential_id", flat=True)
-    ]
     return ceremonies.registration_options(
         challenge=challenge,
         user_handle=bytes(user.user_handle),
         user_name=user.username,
-        exclude=exclude,
+        exclude=_credential_ids(user),
     )
 
 
@@ -315,6 +311,10 @@ def passkey_add_complete(
         ) from None
     logger.info("Account %s added passkey %s", user.pk, passkey.pk)
     return passkey
+
+
+def _credential_ids(user: User) -> list[bytes]:
+    return [bytes(key) for key in user.passkeys.values_list("credential_id", flat=True)]
 
 
 def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Passkey:
