@@ -151,6 +151,7 @@ RATELIMIT_VIEW = "accounts.views.rate_limited"
 
 # The rate limits count in the cache: in memory for one process by
 # default, Redis (CACHE_URL=redis://...) when several processes serve.
+CACHES: dict[str, dict[str, object]]
 if os.environ.get("CACHE_URL"):
     CACHES = {
         "default": {
@@ -159,7 +160,13 @@ if os.environ.get("CACHE_URL"):
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # Room for every lesson page of a mid-sized site (~25 KB each).
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
