@@ -282,3 +282,25 @@ X402_ASSET_NAME = "Lessongraph AIN"
 X402_ASSET_VERSION = "1"
 X402_ASSET_DECIMALS = 18
 X402_CLOCK_SKEW_SECONDS = int(os.environ.get("X402_CLOCK_SKEW_SECONDS", "5"))
+
+# Selling gated lessons' bodies (payments/gate.py, payments/offers.py).
+# Where sales are paid. The development default is a fixed address that
+# nobody holds a key for (its takings show in `wallet_statement`);
+# production refuses to start with it.
+X402_DEVELOPMENT_PAY_TO = "0x5173000000000000000000000000000000000402"
+X402_SITE_PAY_TO = os.environ.get("X402_SITE_PAY_TO", X402_DEVELOPMENT_PAY_TO)
+# How long a signed payment may stay usable, as offered to payers.
+X402_MAX_TIMEOUT_SECONDS = int(os.environ.get("X402_MAX_TIMEOUT_SECONDS", "300"))
+# Empty: the site's own facilitator is called in-process. A URL (such as
+# https://pay.example/facilitator): the facilitator there, over HTTP. This
+# site's own /facilitator works too, given more than one worker to answer.
+X402_FACILITATOR_URL = os.environ.get("X402_FACILITATOR_URL", "")
+X402_FACILITATOR_TIMEOUT_SECONDS = float(
+    os.environ.get("X402_FACILITATOR_TIMEOUT_SECONDS", "10")
+)
+X402_PAYMENT_HEADER_MAX_BYTES = 16 * 1024
+# The ways a gated lesson can be paid. {"scheme": "exact"} is the site's
+# token, paid to X402_SITE_PAY_TO and settled by the site's facilitator. An
+# offer settled elsewhere names everything: scheme, network, asset, symbol,
+# name, version, decimals, pay_to and facilitator_url (payments/offers.py).
+X402_OFFERS: list[dict[str, object]] = [{"scheme": "exact"}]

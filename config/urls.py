@@ -24,6 +24,7 @@ handler404 = not_found
 urlpatterns = [
     path("", include("lessons.urls")),
     path("api/", include("lessons.api.urls")),
+    path("api/", include("payments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"

@@ -1,8 +1,10 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 from django.core.exceptions import ImproperlyConfigured
 
+from payments.offers import offers_configured, site_pay_to
 from payments.token import token_configured
 
 
@@ -14,4 +16,28 @@ def token_settings_check(**kwargs: Any) -> list[CheckMessage]:
         token_configured()
     except ImproperlyConfigured as error:
         return [Error(str(error), id="payments.E001")]
+    return []
+
+
+@register()
+def sale_settings_check(**kwargs: Any) -> list[CheckMessage]:
+    """Refuse to start with offers that cannot sell, or, in production, with
+    sales paid to the development wallet, whose key nobody holds."""
+    try:
+        pay_to = site_pay_to()
+        offers_configured()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="payments.E002")]
+    for name in ("X402_MAX_TIMEOUT_SECONDS", "X402_FACILITATOR_TIMEOUT_SECONDS"):
+        if getattr(settings, name) <= 0:
+            return [Error(f"{name} must be positive.", id="payments.E002")]
+    development = settings.X402_DEVELOPMENT_PAY_TO.lower()
+    if settings.PRODUCTION and pay_to.lower() == development:
+        return [
+            Error(
+                "X402_SITE_PAY_TO is the development address, which nobody holds "
+                "a key for; set the site's own wallet.",
+                id="payments.E003",
+            )
+        ]
     return []

@@ -8,6 +8,7 @@ supply, so the balances of a token always add up to zero.
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -112,6 +113,65 @@ class Balance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} {self.amount}"
+
+    @property
+    def units(self) -> int:
+        return int(self.amount)
+
+
+class Purchase(models.Model):
+    """A lesson sold through x402: the receipt of one settled payment.
+
+    Written after the facilitator settled, keyed by its transaction id, so
+    that recording the same settlement twice keeps one row. Addresses and
+    ids are as the facilitator gave them; an offer settled elsewhere may use
+    another chain's forms, hence no address validators here.
+    """
+
+    transaction = models.CharField(
+        max_length=128,
+        unique=True,
+        help_text="The settlement's transaction id, as the facilitator gave it.",
+    )
+    # A receipt outlives nothing it refers to: a sold lesson cannot be
+    # deleted (make it free or hide it instead).
+    lesson = models.ForeignKey(
+        "lessons.Lesson", on_delete=models.PROTECT, related_name="purchases"
+    )
+    payer = models.CharField(max_length=128)
+    payee = models.CharField(max_length=128)
+    amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS,
+        decimal_places=0,
+        help_text="In the token's smallest unit.",
+    )
+    asset = models.CharField(max_length=128)
+    network = models.CharField(max_length=64)
+    # Limitation: purchases are anonymous for now; the account is left empty
+    # until buying is tied to signed-in accounts.
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="purchases",
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_purchase_amount_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lesson", "created"], name="payments_purchase_lesson"),
+            models.Index(fields=["payer"], name="payments_purchase_payer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lesson_id} bought in {self.transaction}"
 
     @property
     def units(self) -> int:

@@ -2,8 +2,9 @@ from collections import defaultdict
 
 from django.db.models import Count, Q, QuerySet
 
-from payments.models import MINT_ADDRESS, Balance, Transfer
-from payments.token import Token
+from lessons.models import Lesson
+from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
+from payments.token import Token, token_configured
 
 
 def balance_of(*, token: Token, address: str) -> int:
@@ -39,6 +40,8 @@ def ledger_findings() -> list[str]:
     3. Every balance equals the sum of its address's transfers, and every
        address with transfers has a balance.
     4. No balance but the mint's is negative.
+    5. Every purchase paid in the ledger's token has its settlement, with
+       the same payer, payee and amount.
 
     The database's constraints already forbid most of this; the audit is
     there for the day one is dropped or a row is edited by hand.
@@ -58,6 +61,7 @@ def ledger_findings() -> list[str]:
         )
     ]
     findings += _balance_findings()
+    findings += _purchase_findings()
     return findings
 
 
@@ -106,4 +110,49 @@ def _balance_findings() -> list[str]:
         "but no balance."
         for (network, asset, address), transferred in expected.items()
     ]
+    return findings
+
+
+def lesson_find(*, slug: str) -> Lesson | None:
+    return Lesson.objects.filter(slug=slug).first()
+
+
+def purchase_get(*, transaction: str) -> Purchase | None:
+    return (
+        Purchase.objects.select_related("lesson")
+        .filter(transaction=transaction)
+        .first()
+    )
+
+
+def _purchase_findings() -> list[str]:
+    # Purchases settled by other facilitators, in other tokens, are not in
+    # this ledger.
+    token = token_configured()
+    purchases = Purchase.objects.filter(network=token.network, asset=token.address)
+    settlements = {
+        transfer.transaction: transfer
+        for transfer in Transfer.objects.filter(
+            kind=Transfer.Kind.SETTLEMENT,
+            transaction__in=purchases.values("transaction"),
+        )
+    }
+    findings = []
+    for purchase in purchases.iterator():
+        transfer = settlements.get(purchase.transaction)
+        if transfer is None:
+            findings.append(
+                f"Purchase {purchase.transaction} of lesson {purchase.lesson_id} "
+                "has no settlement in the ledger."
+            )
+        elif (transfer.payer, transfer.payee, transfer.units) != (
+            purchase.payer,
+            purchase.payee,
+            purchase.units,
+        ):
+            findings.append(
+                f"Purchase {purchase.transaction} records {purchase.units} from "
+                f"{purchase.payer} to {purchase.payee}; its settlement moved "
+                f"{transfer.units} from {transfer.payer} to {transfer.payee}."
+            )
     return findings

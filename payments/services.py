@@ -14,9 +14,10 @@ from django.db import IntegrityError, connection, transaction
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from config.errors import ApplicationError
+from lessons.models import Lesson
 from payments import eip3009, selectors
 from payments.eip3009 import UINT256_MAX, MalformedField
-from payments.models import MINT_ADDRESS, Balance, Transfer
+from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
 from payments.token import Token, token_configured
 from payments.verification import Payment, PaymentRefused, Reason, payment_check
 
@@ -178,6 +179,67 @@ def _settlement_record(payment: Payment) -> Transfer:
             authorization.payer,
         )
         raise _replay_refusal(payment) from None
+
+
+def purchase_record(
+    *,
+    lesson: Lesson,
+    transaction_id: str,
+    payer: str,
+    payee: str,
+    amount: int,
+    asset: str,
+    network: str,
+) -> Purchase:
+    """Record the sale of ``lesson`` settled in ``transaction_id``, once.
+
+    Called right after the facilitator settled. Recording the same
+    settlement again returns the first row: the transaction id is unique,
+    and a concurrent insert of it is read back instead of failing.
+    """
+    existing = Purchase.objects.filter(transaction=transaction_id).first()
+    if existing is not None:
+        return _purchase_same(existing, lesson)
+    purchase = Purchase(
+        transaction=transaction_id,
+        lesson=lesson,
+        payer=payer,
+        payee=payee,
+        amount=Decimal(amount),
+        asset=asset,
+        network=network,
+    )
+    purchase.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            purchase.save()
+    except IntegrityError:
+        existing = Purchase.objects.filter(transaction=transaction_id).first()
+        if existing is None:
+            raise
+        return _purchase_same(existing, lesson)
+    logger.info(
+        "Lesson %s sold to %s for %s units of %s in transaction %s",
+        lesson.slug,
+        payer,
+        amount,
+        asset,
+        transaction_id,
+    )
+    return purchase
+
+
+def _purchase_same(purchase: Purchase, lesson: Lesson) -> Purchase:
+    if purchase.lesson_id != lesson.pk:
+        # One settlement paid for one lesson; a facilitator that reports a
+        # transaction id twice is answering wrongly.
+        logger.warning(
+            "Transaction %s was reported again for lesson %s; it paid for lesson %s",
+            purchase.transaction,
+            lesson.pk,
+            purchase.lesson_id,
+        )
+    return purchase
 
 
 def database_holds_exactly(value: int, *, vendor: str) -> bool:

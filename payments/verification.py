@@ -31,7 +31,8 @@ class Reason(enum.StrEnum):
     tests/payments/test_verification.py checks that these strings stay equal
     to the package's. The strings are spelled out here because importing
     ``x402.mechanisms.evm`` imports web3, about a second at every start.
-    The two marked "ours" have no standard word.
+    Those marked "ours" have no standard word; the last four are the
+    resource server's (payments/gate.py), not the facilitator's.
     """
 
     INVALID_VERSION = "invalid_x402_version"
@@ -55,6 +56,10 @@ class Reason(enum.StrEnum):
     # "invalid_exact_evm_insufficient_balance" instead.
     INSUFFICIENT_FUNDS = "insufficient_funds"
     UNEXPECTED_SETTLE_ERROR = "unexpected_settle_error"
+    UNEXPECTED_VERIFY_ERROR = "unexpected_verify_error"  # ours
+    RESOURCE_MISMATCH = "resource_mismatch"  # ours
+    AMBIGUOUS_PAYMENT = "ambiguous_payment"  # ours
+    FACILITATOR_UNAVAILABLE = "facilitator_unavailable"  # ours
 
 
 class PaymentRefused(ApplicationError):

@@ -20,15 +20,12 @@ from pydantic import BaseModel, ValidationError
 from x402.schemas import (
     SettleRequest,
     SettleResponse,
-    SupportedKind,
-    SupportedResponse,
     VerifyRequest,
     VerifyResponse,
 )
 
-from payments import services
-from payments.token import token_configured
-from payments.verification import SCHEME, X402_VERSION, PaymentRefused, Reason
+from payments import facilitators
+from payments.verification import X402_VERSION, Reason
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -54,20 +51,11 @@ def verify(request: HttpRequest) -> JsonResponse:
             ),
             status=400,
         )
-    try:
-        payment = services.payment_verify(
+    return _answer(
+        facilitators.verify_answer(
             payload=body.payment_payload, requirements=body.payment_requirements
         )
-    except PaymentRefused as refusal:
-        return _answer(
-            VerifyResponse(
-                is_valid=False,
-                invalid_reason=refusal.reason,
-                invalid_message=refusal.message,
-                payer=refusal.payer,
-            )
-        )
-    return _answer(VerifyResponse(is_valid=True, payer=payment.payer))
+    )
 
 
 @csrf_exempt
@@ -86,39 +74,16 @@ def settle(request: HttpRequest) -> JsonResponse:
             ),
             status=400,
         )
-    try:
-        transfer = services.payment_settle(
-            payload=body.payment_payload, requirements=body.payment_requirements
-        )
-    except PaymentRefused as refusal:
-        return _answer(
-            SettleResponse(
-                success=False,
-                error_reason=refusal.reason,
-                error_message=refusal.message,
-                payer=refusal.payer,
-                transaction="",
-                network=body.payment_requirements.network,
-            )
-        )
     return _answer(
-        SettleResponse(
-            success=True,
-            payer=transfer.payer,
-            transaction=transfer.transaction,
-            network=transfer.network,
-            amount=str(transfer.units),
+        facilitators.settle_answer(
+            payload=body.payment_payload, requirements=body.payment_requirements
         )
     )
 
 
 @require_GET
 def supported(request: HttpRequest) -> JsonResponse:
-    kind = SupportedKind(
-        x402_version=X402_VERSION, scheme=SCHEME, network=token_configured().network
-    )
-    # No signers: nothing here signs a chain transaction.
-    return _answer(SupportedResponse(kinds=[kind], extensions=[], signers={}))
+    return _answer(facilitators.supported_answer())
 
 
 def _answer(model: BaseModel, *, status: int = 200) -> JsonResponse:

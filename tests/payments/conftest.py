@@ -36,3 +36,16 @@ def requirements(payee):
 @pytest.fixture
 def payment(payer, requirements):
     return payment_signed(payer, requirements)
+
+
+@pytest.fixture
+def lesson(db):
+    """A gated lesson at 0.005 AIN."""
+    from tests.lessons.factories import LessonFactory
+
+    return LessonFactory(priced=True, body="## Secret\n\nThe paid part.\n")
+
+
+@pytest.fixture
+def site_wallet(settings) -> str:
+    return settings.X402_SITE_PAY_TO

@@ -15,6 +15,10 @@ import time
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from x402 import x402ClientSync
+from x402.http.utils import (
+    decode_payment_required_header,
+    encode_payment_signature_header,
+)
 from x402.mechanisms.evm.eip712 import build_typed_data_for_signing
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
@@ -26,6 +30,7 @@ from x402.mechanisms.evm.types import (
 from x402.mechanisms.evm.utils import create_nonce
 from x402.schemas import (
     PaymentPayload,
+    PaymentPayloadV1,
     PaymentRequired,
     PaymentRequirements,
     ResourceInfo,
@@ -87,9 +92,10 @@ def payment_signed_with(
     valid_after: int = 0,
     valid_before: int | None = None,
     signer: LocalAccount | None = None,
+    resource: ResourceInfo | None = None,
 ) -> PaymentPayload:
     """An authorization with chosen times, signed by ``signer`` (the payer
-    unless said otherwise)."""
+    unless said otherwise), for ``resource`` if given."""
     if valid_before is None:
         valid_before = int(time.time()) + requirements.max_timeout_seconds
     token = token_configured()
@@ -117,7 +123,10 @@ def payment_signed_with(
         authorization=authorization, signature="0x" + signature.hex()
     )
     return PaymentPayload(
-        x402_version=2, payload=inner.to_dict(), accepted=requirements
+        x402_version=2,
+        payload=inner.to_dict(),
+        accepted=requirements,
+        resource=resource,
     )
 
 
@@ -126,3 +135,44 @@ def tampered(payment: PaymentPayload, **authorization: str) -> PaymentPayload:
     payload = copy.deepcopy(payment.payload)
     payload["authorization"].update(authorization)
     return payment.model_copy(update={"payload": payload})
+
+
+def offer_of(response) -> PaymentRequired:
+    """The version-2 offer in a 402 answer's PAYMENT-REQUIRED header (of a
+    test client's response, or of any headers mapping)."""
+    offer = decode_payment_required_header(response["PAYMENT-REQUIRED"])
+    assert isinstance(offer, PaymentRequired)
+    return offer
+
+
+def payment_for(account: LocalAccount, offer: PaymentRequired) -> PaymentPayload:
+    """What the official client pays for ``offer``: its first requirement,
+    for the resource it names."""
+    client = x402ClientSync()
+    client.register(
+        offer.accepts[0].network, ExactEvmClientScheme(EthAccountSigner(account))
+    )
+    client.set_spend_controls(
+        {
+            "allowed_assets": [
+                {"network": accepted.network, "asset": accepted.asset}
+                for accepted in offer.accepts
+            ]
+        }
+    )
+    payload = client.create_payment_payload(offer)
+    assert isinstance(payload, PaymentPayload)
+    return payload
+
+
+def header_of(payment: PaymentPayload | PaymentPayloadV1) -> str:
+    return encode_payment_signature_header(payment)
+
+
+def version_1_of(payment: PaymentPayload) -> PaymentPayloadV1:
+    """The same signed authorization as a version-1 payment."""
+    return PaymentPayloadV1(
+        scheme=payment.accepted.scheme,
+        network=payment.accepted.network,
+        payload=payment.payload,
+    )

@@ -1,0 +1,440 @@
+"""Selling a gated lesson's body through x402.
+
+The official package's resource server does the protocol: it builds the
+offers, matches a payment to one, has the facilitator verify and settle it,
+and writes the PAYMENT-* headers. ``lesson_sell`` drives it for one Django
+request, as the package's Flask middleware (x402/http/middleware/flask.py)
+drives it for Flask:
+
+1. ``process_http_request``: the offer (402), a refusal, or a verified
+   payment;
+2. the view renders the body, which is held back;
+3. ``process_settlement``, only if the view succeeded;
+4. the body leaves only after the settlement succeeded, with its receipt
+   headers, and the sale is recorded as a Purchase.
+
+Around it, what the package leaves out: a strict reading of the payment
+header with a reason for each refusal (payments/headers.py), version-1
+payments and the version-1 402 body, binding a payment to its lesson, CORS
+exposure of the headers, the facilitator's own refusal messages, and the
+Purchase.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from x402.http import (
+    HTTPRequestContext,
+    PaymentOption,
+    RouteConfig,
+    x402HTTPResourceServerSync,
+)
+from x402.http.constants import (
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+    X_PAYMENT_HEADER,
+    X_PAYMENT_RESPONSE_HEADER,
+)
+from x402.http.types import (
+    RESULT_PAYMENT_ERROR,
+    RESULT_PAYMENT_VERIFIED,
+    HTTPProcessResult,
+    HTTPTransportContext,
+    ProcessSettleResult,
+)
+from x402.http.utils import (
+    decode_payment_required_header,
+    encode_payment_required_header,
+    encode_payment_response_header,
+    encode_payment_signature_header,
+)
+from x402.http.x402_http_server_base import with_private_cache_control
+from x402.schemas import (
+    AssetAmount,
+    PaymentPayload,
+    PaymentRequired,
+    PaymentRequiredV1,
+    PaymentRequirements,
+    SettleResponse,
+)
+from x402.server import x402ResourceServerSync
+
+from lessons.models import Lesson
+from payments.facilitators import FacilitatorAnswers, current_answers
+from payments.headers import payment_read, requirements_v1
+from payments.offers import LessonOffer, offers_configured, offers_for
+from payments.resource_server import (
+    DjangoRequestAdapter,
+    SaleUnavailable,
+    resource_server,
+)
+from payments.services import purchase_record
+from payments.verification import PaymentRefused, Reason
+
+logger = logging.getLogger(__name__)
+
+# Browsers let a page's script read only the response headers named here.
+EXPOSED_HEADERS = ", ".join(
+    [PAYMENT_REQUIRED_HEADER, PAYMENT_RESPONSE_HEADER, X_PAYMENT_RESPONSE_HEADER]
+)
+UNAVAILABLE_RETRY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What is sold, as the 402 answer describes it."""
+
+    url: str
+    description: str
+    mime_type: str
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+def lesson_sell(
+    request: HttpRequest,
+    *,
+    lesson: Lesson,
+    resource: Resource,
+    render: Callable[[], HttpResponse],
+) -> HttpResponse:
+    """Answer a request for a gated lesson's body: the offer, a refusal, or
+    the body, rendered by ``render`` and delivered only once paid.
+
+    A HEAD request gets the offer and never settles a payment: it could not
+    deliver what was paid for.
+    """
+    try:
+        configured = offers_configured()
+        offers = offers_for(
+            asset=lesson.asset, price=lesson.price_amount, offers=configured
+        )
+        if not offers:
+            logger.warning(
+                "Lesson %s is priced in %s, which no offer takes",
+                lesson.slug,
+                lesson.asset,
+            )
+            raise SaleUnavailable(
+                f"This lesson is priced in {lesson.asset}, which no payment offer "
+                "takes; it cannot be bought now."
+            )
+        server = resource_server(configured)
+    except SaleUnavailable as error:
+        return _unavailable(str(error))
+
+    answers = FacilitatorAnswers()
+    token = current_answers.set(answers)
+    try:
+        sale = Sale(
+            request,
+            lesson=lesson,
+            resource=resource,
+            server=server,
+            offers=offers,
+            answers=answers,
+        )
+        return sale.answer(render)
+    except SaleUnavailable as error:
+        return _unavailable(str(error))
+    finally:
+        current_answers.reset(token)
+
+
+class Sale:
+    """One request for one gated lesson."""
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        *,
+        lesson: Lesson,
+        resource: Resource,
+        server: x402ResourceServerSync,
+        offers: list[LessonOffer],
+        answers: FacilitatorAnswers,
+    ) -> None:
+        self.request = request
+        self.lesson = lesson
+        self.resource = resource
+        self.answers = answers
+        # One route, matching every path: this request's lesson. Cheap to
+        # build; the resource server behind it is shared.
+        route = RouteConfig(
+            accepts=[_payment_option(offer) for offer in offers],
+            resource=resource.url,
+            description=resource.description,
+            mime_type=resource.mime_type,
+        )
+        self.http_server = x402HTTPResourceServerSync(server, route)
+        self.header_name: str | None = None
+        self._offer: PaymentRequired | None = None
+
+    def answer(self, render: Callable[[], HttpResponse]) -> HttpResponse:
+        """The steps of the module's docstring, after reading the payment
+        header (payments/headers.py)."""
+        if self.request.method == "HEAD":
+            return self._refusal(self._unpaid_message())
+        try:
+            header = self._payment_header()
+            if header is None:
+                return self._refusal(self._unpaid_message())
+            payload = payment_read(
+                header,
+                offer=self.offer(),
+                resource_path=self.resource.path,
+                max_bytes=settings.X402_PAYMENT_HEADER_MAX_BYTES,
+            )
+        except PaymentRefused as refusal:
+            logger.info(
+                "Payment for lesson %s refused: %s", self.lesson.slug, refusal.reason
+            )
+            return self._refusal(refusal.message, reason=refusal.reason)
+
+        context = self._context(encode_payment_signature_header(payload))
+        result = self.http_server.process_http_request(context)
+        if result.type == RESULT_PAYMENT_ERROR:
+            return self._verification_refusal(result)
+        if (
+            result.type != RESULT_PAYMENT_VERIFIED
+            or result.payment_payload is None
+            or result.payment_requirements is None
+        ):
+            raise RuntimeError(f"A paid request came back as {result.type!r}.")
+
+        response = render()
+        if response.status_code >= 400:
+            # The view failed: nothing is settled and nothing is charged.
+            return response
+
+        settled = self.http_server.process_settlement(
+            result.payment_payload,
+            result.payment_requirements,
+            context=context,
+            declared_extensions=result.declared_extensions,
+            transport_context=HTTPTransportContext(
+                request=context, response_headers=dict(response.items())
+            ),
+            before_handler_settlement=result.before_handler_settlement,
+        )
+        if not settled.success:
+            return self._settlement_refusal(settled)
+        self._purchase_record(settled, result.payment_requirements, payload)
+        return self._delivered(response, settled)
+
+    def offer(self) -> PaymentRequired:
+        """The lesson's offer, as the package answers an unpaid request."""
+        if self._offer is None:
+            result = self.http_server.process_http_request(self._context(None))
+            header = (result.response.headers if result.response else {}).get(
+                PAYMENT_REQUIRED_HEADER
+            )
+            if header is None:
+                # The package answers 500 when it cannot build the offers.
+                logger.error(
+                    "No offer could be built for lesson %s: %s",
+                    self.lesson.slug,
+                    result.response.body if result.response else result.type,
+                )
+                raise SaleUnavailable("This lesson cannot be bought now.")
+            offer = decode_payment_required_header(header)
+            if not isinstance(offer, PaymentRequired):
+                raise RuntimeError("The package built a version-1 offer.")
+            self._offer = offer
+        return self._offer
+
+    def _payment_header(self) -> str | None:
+        signature = self.request.headers.get(PAYMENT_SIGNATURE_HEADER)
+        legacy = self.request.headers.get(X_PAYMENT_HEADER)
+        if signature is not None and legacy is not None:
+            raise PaymentRefused(
+                Reason.AMBIGUOUS_PAYMENT,
+                "Send one payment, in PAYMENT-SIGNATURE or in X-PAYMENT, not both.",
+            )
+        if signature is not None:
+            self.header_name = PAYMENT_SIGNATURE_HEADER
+            return signature
+        if legacy is not None:
+            self.header_name = X_PAYMENT_HEADER
+            return legacy
+        return None
+
+    def _context(self, payment: str | None) -> HTTPRequestContext:
+        return HTTPRequestContext(
+            adapter=DjangoRequestAdapter(self.request, payment=payment),
+            path=self.request.path,
+            method=self.request.method or "GET",
+            payment_header=payment,
+        )
+
+    def _unpaid_message(self) -> str:
+        return (
+            f"Payment required: the lesson {self.lesson.title!r} costs "
+            f"{self.lesson.price_display}."
+        )
+
+    def _verification_refusal(self, result: HTTPProcessResult) -> HttpResponse:
+        refused = self.answers.verify
+        if refused is not None and not refused.is_valid:
+            reason = refused.invalid_reason or Reason.INVALID_PAYLOAD
+            message = refused.invalid_message or reason
+        else:
+            # Refused by the package itself, before any facilitator.
+            header = (result.response.headers if result.response else {}).get(
+                PAYMENT_REQUIRED_HEADER
+            )
+            package_error = (
+                decode_payment_required_header(header).error if header else None
+            )
+            reason = Reason.INVALID_PAYLOAD
+            message = package_error or "The payment was refused."
+        logger.info("Payment for lesson %s refused: %s", self.lesson.slug, reason)
+        return self._refusal(message, reason=reason)
+
+    def _settlement_refusal(self, settled: ProcessSettleResult) -> HttpResponse:
+        answer = self.answers.settle
+        if answer is None:
+            # Failed before any facilitator answered; the package would put
+            # the exception's text in PAYMENT-RESPONSE.
+            logger.error(
+                "Settlement for lesson %s failed: %s",
+                self.lesson.slug,
+                settled.error_reason,
+            )
+            answer = SettleResponse(
+                success=False,
+                error_reason=Reason.UNEXPECTED_SETTLE_ERROR,
+                error_message="The payment could not be settled.",
+                transaction="",
+                network=settled.network or "",
+            )
+            settled.headers = {
+                PAYMENT_RESPONSE_HEADER: encode_payment_response_header(answer)
+            }
+        reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
+        logger.info("Payment for lesson %s not settled: %s", self.lesson.slug, reason)
+        response = self._refusal(
+            f"The payment was not settled: {answer.error_message or reason}",
+            reason=reason,
+        )
+        self._receipt_headers(response, settled)
+        return response
+
+    def _refusal(self, message: str, *, reason: str | None = None) -> HttpResponse:
+        """402 with the offer twice: in PAYMENT-REQUIRED for version 2 and
+        as the body for version 1, each with ``message`` as its error."""
+        offer = self.offer().model_copy(update={"error": message})
+        body: dict[str, Any] = PaymentRequiredV1(
+            error=message, accepts=requirements_v1(offer)
+        ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        if reason is not None:
+            # Beside the version-1 fields, which clients read; extra fields
+            # are ignored by the package's models.
+            body["reason"] = str(reason)
+        response = JsonResponse(body, status=402)
+        response[PAYMENT_REQUIRED_HEADER] = encode_payment_required_header(offer)
+        response["Cache-Control"] = "no-store"
+        response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        return response
+
+    def _delivered(
+        self, response: HttpResponse, settled: ProcessSettleResult
+    ) -> HttpResponse:
+        self._receipt_headers(response, settled)
+        # Paid for by one payer: no shared cache may keep it.
+        response["Cache-Control"] = with_private_cache_control(
+            response.get("Cache-Control")
+        )
+        response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        return response
+
+    def _receipt_headers(
+        self, response: HttpResponse, settled: ProcessSettleResult
+    ) -> None:
+        for name, value in settled.headers.items():
+            response[name] = value
+        receipt = settled.headers.get(PAYMENT_RESPONSE_HEADER)
+        if receipt is not None and self.header_name == X_PAYMENT_HEADER:
+            response[X_PAYMENT_RESPONSE_HEADER] = receipt
+
+    def _purchase_record(
+        self,
+        settled: ProcessSettleResult,
+        requirements: PaymentRequirements,
+        payload: PaymentPayload,
+    ) -> None:
+        if not settled.transaction:
+            logger.error(
+                "Lesson %s was settled without a transaction id; no receipt recorded",
+                self.lesson.slug,
+            )
+            return
+        verified = self.answers.verify
+        payer = (
+            settled.payer
+            or (verified.payer if verified else None)
+            or _authorization_payer(payload)
+        )
+        try:
+            purchase_record(
+                lesson=self.lesson,
+                transaction_id=settled.transaction,
+                payer=payer or "",
+                payee=requirements.pay_to,
+                amount=int(requirements.amount),
+                asset=requirements.asset,
+                network=settled.network or requirements.network,
+            )
+        except (DatabaseError, ValidationError):
+            # The payer has paid: the body is delivered all the same, and
+            # the settlement stays in the facilitator's records.
+            logger.exception(
+                "Sale of lesson %s in transaction %s was not recorded",
+                self.lesson.slug,
+                settled.transaction,
+            )
+
+
+def _payment_option(lesson_offer: LessonOffer) -> PaymentOption:
+    offer = lesson_offer.offer
+    token = offer.token
+    # Limitation: every sale pays the offer's payee, the site's wallet by
+    # default; authors' own wallets come with account wallets, which
+    # accounts do not have yet.
+    return PaymentOption(
+        scheme=offer.scheme,
+        pay_to=offer.pay_to,
+        # An AssetAmount, not a price such as "$0.01": the package converts
+        # money only into the stablecoins it knows.
+        price=AssetAmount(
+            amount=str(lesson_offer.amount),
+            asset=token.address,
+            extra={"name": token.name, "version": token.version},
+        ),
+        network=offer.network,
+        max_timeout_seconds=settings.X402_MAX_TIMEOUT_SECONDS,
+    )
+
+
+def _authorization_payer(payload: PaymentPayload) -> str | None:
+    authorization = payload.payload.get("authorization")
+    if isinstance(authorization, dict) and isinstance(authorization.get("from"), str):
+        return str(authorization["from"])
+    return None
+
+
+def _unavailable(message: str) -> HttpResponse:
+    response = JsonResponse({"detail": message}, status=503)
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,44 @@
+"""x402_fetch's refusals before anything is paid. Buying through it, with
+a live server, is in test_gate_live.py."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from payments.services import wallet_create
+from tests.payments.facilitator_server import closed_port_url
+
+pytestmark = pytest.mark.django_db
+
+
+def fetch(*args: str) -> None:
+    call_command("x402_fetch", *args)
+
+
+def test_missing_key_file_is_refused(tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        fetch("http://127.0.0.1:9/", "--key-file", str(tmp_path / "none.key"))
+
+
+def test_key_file_without_a_key_is_refused_without_echoing_it(tmp_path):
+    key_file = tmp_path / "bad.key"
+    key_file.write_text("0xnot-a-key-but-secret\n")
+
+    with pytest.raises(CommandError) as refused:
+        fetch("http://127.0.0.1:9/", "--key-file", str(key_file))
+
+    assert "does not hold a private key" in str(refused.value)
+    assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("amount", ["-1", "1e3", "0.0000000000000000001"])
+def test_bad_spending_cap_is_refused(amount):
+    with pytest.raises(CommandError, match="--max-amount"):
+        fetch("http://127.0.0.1:9/", "--key-file", "x", "--max-amount", amount)
+
+
+def test_unreachable_url_is_reported(tmp_path):
+    key_file = tmp_path / "wallet.key"
+    wallet_create(key_file=key_file)
+
+    with pytest.raises(CommandError, match="Cannot fetch"):
+        fetch(closed_port_url() + "/api/lessons/a/content", "--key-file", str(key_file))
