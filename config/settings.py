@@ -200,6 +200,8 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The x402 package logs every signature it makes at INFO.
+    "loggers": {"x402": {"level": "WARNING"}},
 }
 
 # Celery. The embedded default is kombu's filesystem transport: messages are

@@ -3,6 +3,7 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from config.errors import ApplicationError
 from lessons import caching, picture, selectors
@@ -64,6 +65,9 @@ def lesson_page_parts(slug: str) -> dict[str, object]:
         "gated": lesson.gated,
         "price_display": lesson.price_display,
         "body_html": lesson.body_html,
+        "content_url": reverse(
+            "payments-api:lesson-content", kwargs={"slug": lesson.slug}
+        ),
         "head": render_to_string("lessons/_lesson_head.html", context),
         "tail": render_to_string("lessons/_lesson_tail.html", context),
     }
