@@ -103,6 +103,8 @@ def payment_verify(
     try:
         payment = _payment_check(payload, requirements)
         authorization = payment.authorization
+        # What settling would refuse, verifying refuses too.
+        _exactness_check(authorization.value)
         _ledger_check(
             payment,
             balance=selectors.balance_of(

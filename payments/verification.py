@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 
+from django.conf import settings
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from config.errors import ApplicationError
@@ -138,7 +139,12 @@ def payment_check(
             f"asks exactly {amount}.",
             payer=payer,
         )
-    _window_check(authorization, requirements.max_timeout_seconds, now, skew)
+    # A caller of /facilitator/settle writes its own requirement: whatever it
+    # says, no payment stays usable longer than this site ever offers.
+    max_timeout = min(
+        requirements.max_timeout_seconds, settings.X402_MAX_TIMEOUT_SECONDS
+    )
+    _window_check(authorization, max_timeout, now, skew)
 
     if eip3009.signer_recover(signed, token.domain) != payer:
         raise PaymentRefused(
@@ -282,6 +288,13 @@ def _window_check(
     payment a real client makes. What matters is how long from now the
     authorization can still be spent.
     """
+    if authorization.valid_after >= authorization.valid_before:
+        raise PaymentRefused(
+            Reason.EXPIRED,
+            "The authorization's validAfter is not before its validBefore: it is "
+            "never valid.",
+            payer=authorization.payer,
+        )
     if authorization.valid_after > now + skew:
         raise PaymentRefused(
             Reason.NOT_YET_VALID,

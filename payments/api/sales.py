@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
 
 from lessons.models import Lesson
 from payments import selectors
@@ -60,7 +61,8 @@ def lesson_content(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
+@never_cache
 def purchase_receipt(request: HttpRequest, transaction: str) -> JsonResponse:
     """A sale's receipt.
 

@@ -216,3 +216,40 @@ def test_endpoints_need_no_csrf_token_and_set_no_cookie(payment, requirements):
 )
 def test_wrong_method_is_not_allowed(client, method, path):
     assert getattr(client, method)(path).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_a_caller_cannot_stretch_the_window_past_what_the_site_offers(
+    client, payer, requirements, settings
+):
+    import time
+
+    from tests.payments.factories import payment_signed_with
+
+    long_requirements = requirements.model_copy(update={"max_timeout_seconds": 10**7})
+    payment = payment_signed_with(
+        payer, long_requirements, valid_before=int(time.time()) + 10**6
+    )
+
+    response = post(client, SETTLE, request_body(payment, long_requirements))
+
+    assert response.json()["success"] is False
+    assert (
+        response.json()["errorReason"]
+        == "invalid_exact_evm_payload_authorization_window"
+    )
+
+
+def test_an_authorization_that_is_never_valid_is_refused(client, payer, requirements):
+    import time
+
+    from tests.payments.factories import payment_signed_with
+
+    now = int(time.time())
+    payment = payment_signed_with(
+        payer, requirements, valid_after=now + 3, valid_before=now - 3
+    )
+
+    response = post(client, VERIFY, request_body(payment, requirements))
+
+    assert response.json()["isValid"] is False
+    assert "never valid" in response.json()["invalidMessage"]

@@ -323,6 +323,7 @@ def test_receipt_is_served_by_transaction_id(client, lesson, payer, token, site_
     assert receipt["payer"] == payer.address
     assert receipt["payee"] == site_wallet
     assert receipt["created"]
+    assert "no-store" in response["Cache-Control"]
 
 
 def test_unknown_receipt_is_404_json(client):
