@@ -35,5 +35,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/account/", include("accounts.api.urls")),
     path("facilitator/", include("payments.urls")),
+    path("sales/", include("payments.urls_pages")),
     path("health/live", live, name="live"),
 ]
