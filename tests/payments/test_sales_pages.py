@@ -287,3 +287,19 @@ def test_json_asks_anonymous_programs_for_a_token(client):
 
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_header_offers_sales_to_instructors_only(client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.accounts.authenticator import SoftwareAuthenticator
+    from tests.accounts.conftest import sign_up
+
+    sign_up(client, SoftwareAuthenticator(), name="Teacher")
+    assert 'href="/sales/"' not in client.get("/").content.decode()
+
+    call_command("set_role", "Teacher", "instructor", stdout=StringIO())
+
+    assert 'href="/sales/"' in client.get("/").content.decode()
