@@ -6,7 +6,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lessongraph
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test provision lint bench clean
+.PHONY: run test provision lint bench bench-payments clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $$(scripts/find-python.sh) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: $(VENV)/.installed provision lint
 
 bench: $(VENV)/.installed provision
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/lessongraph_bench $(PY) bench/lessons.py
+
+bench-payments: $(VENV)/.installed provision
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/lessongraph_bench_pay $(PY) bench/payments.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
