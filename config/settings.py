@@ -306,3 +306,11 @@ X402_PAYMENT_HEADER_MAX_BYTES = 16 * 1024
 # offer settled elsewhere names everything: scheme, network, asset, symbol,
 # name, version, decimals, pay_to and facilitator_url (payments/offers.py).
 X402_OFFERS: list[dict[str, object]] = [{"scheme": "exact"}]
+# Account wallets (payments/wallets.py): what signed-in learners pay from.
+# Their private keys are sealed with this AES-256 key, 32 random bytes in
+# URL-safe base64. Empty: derived from SECRET_KEY, in development only;
+# production refuses to start without its own.
+WALLET_ENCRYPTION_KEY = os.environ.get("WALLET_ENCRYPTION_KEY", "")
+# Funded from the mint into each new account's wallet, in AIN; never in
+# production, where wallets start empty.
+WALLET_STARTING_BALANCE = os.environ.get("WALLET_STARTING_BALANCE", "1")

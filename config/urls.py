@@ -23,6 +23,7 @@ handler404 = not_found
 
 urlpatterns = [
     path("", include("lessons.urls")),
+    path("", include("payments.urls_buy")),
     path("api/", include("lessons.api.urls")),
     path("api/", include("payments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -8,6 +8,7 @@ from django.urls import reverse
 from config.errors import ApplicationError
 from lessons import caching, picture, selectors
 from lessons.models import Tag
+from payments.models import Purchase
 
 
 def catalogue(request: HttpRequest) -> HttpResponse:
@@ -42,7 +43,17 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 
 def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = caching.cached(f"lesson-page:{slug}", lambda: lesson_page_parts(slug))
-    return render(request, "lessons/lesson_detail.html", {"page": page})
+    # Per visitor, so never cached: whether this account bought the lesson.
+    purchase = (
+        Purchase.objects.of_account(request.user).filter(lesson__slug=slug).first()
+        if page["gated"]
+        else None
+    )
+    return render(
+        request,
+        "lessons/lesson_detail.html",
+        {"page": page, "slug": slug, "purchase": purchase},
+    )
 
 
 def lesson_page_parts(slug: str) -> dict[str, object]:

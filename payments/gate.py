@@ -28,8 +28,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 from x402.http import (
     HTTPRequestContext,
     PaymentOption,
@@ -67,17 +70,22 @@ from x402.schemas import (
 )
 from x402.server import x402ResourceServerSync
 
+from accounts.authentication import BearerTokenAuthentication
+from accounts.models import User
 from lessons.models import Lesson
 from payments.facilitators import FacilitatorAnswers, current_answers
 from payments.headers import payment_read, requirements_v1
+from payments.models import AccountWallet, Purchase
 from payments.offers import LessonOffer, offers_configured, offers_for
 from payments.resource_server import (
     DjangoRequestAdapter,
     SaleUnavailable,
     resource_server,
 )
-from payments.services import purchase_record
+from payments.services import purchase_record, wallet_for
+from payments.token import token_configured
 from payments.verification import PaymentRefused, Reason
+from payments.wallets import WalletCannotPay, payment_sign
 
 logger = logging.getLogger(__name__)
 
@@ -113,42 +121,141 @@ def lesson_sell(
 
     A HEAD request gets the offer and never settles a payment: it could not
     deliver what was paid for.
+
+    An account that bought the lesson (signed in, or with its API token)
+    gets the body at once; a payment it sends as well is left unsettled.
     """
     try:
-        configured = offers_configured()
-        offers = offers_for(
-            asset=lesson.asset, price=lesson.price_amount, offers=configured
-        )
-        if not offers:
-            logger.warning(
-                "Lesson %s is priced in %s, which no offer takes",
-                lesson.slug,
-                lesson.asset,
-            )
-            raise SaleUnavailable(
-                f"This lesson is priced in {lesson.asset}, which no payment offer "
-                "takes; it cannot be bought now."
-            )
-        server = resource_server(configured)
-    except SaleUnavailable as error:
-        return _unavailable(str(error))
+        account = _account_of(request)
+    except AuthenticationFailed as error:
+        response = JsonResponse({"detail": str(error.detail)}, status=401)
+        response["WWW-Authenticate"] = BearerTokenAuthentication.keyword
+        return response
+    if account is not None and (
+        Purchase.objects.of_account(account).filter(lesson=lesson).exists()
+    ):
+        return _owned(render())
 
     answers = FacilitatorAnswers()
     token = current_answers.set(answers)
     try:
-        sale = Sale(
-            request,
-            lesson=lesson,
-            resource=resource,
-            server=server,
-            offers=offers,
-            answers=answers,
-        )
-        return sale.answer(render)
+        return _sale_open(
+            request, lesson=lesson, resource=resource, answers=answers
+        ).answer(render)
     except SaleUnavailable as error:
         return _unavailable(str(error))
     finally:
         current_answers.reset(token)
+
+
+class SaleRefused(Exception):
+    """A payment refused or not settled: nothing was delivered. ``reason``
+    is the machine reason, the facilitator's own word when it gave one."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A payment the facilitator verified, ready to settle."""
+
+    payload: PaymentPayload
+    requirements: PaymentRequirements
+    context: HTTPRequestContext
+    result: HTTPProcessResult
+
+
+@dataclass(frozen=True)
+class AccountPurchase:
+    purchase: Purchase
+    # False: the account owned the lesson already, and nothing was charged.
+    new: bool
+
+
+def lesson_buy(
+    request: HttpRequest, *, account: User, lesson: Lesson, resource: Resource
+) -> AccountPurchase:
+    """Buy ``lesson`` for ``account`` from the account's own wallet.
+
+    1. The account's wallet, made (and outside production funded) on first
+       need.
+    2. In one transaction, holding a lock on the wallet, so that an
+       account's buys run one at a time: if the account owns the lesson
+       already, that purchase, and nothing is charged.
+    3. Otherwise the wallet signs the lesson's offer as the official client
+       does, and the payment goes through what a program's payment goes
+       through (``Sale``): the strict header reading, the package's
+       matching, the facilitator's verification and settlement. The
+       purchase is recorded with the account.
+
+    With the site's own facilitator, in-process, the settlement is part of
+    the transaction: a purchase that cannot be recorded is not charged.
+    Raises SaleRefused (nothing was settled) or SaleUnavailable.
+    """
+    wallet = wallet_for(account)
+    answers = FacilitatorAnswers()
+    token = current_answers.set(answers)
+    try:
+        with transaction.atomic():
+            AccountWallet.objects.select_for_update().get(pk=wallet.pk)
+            owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
+            if owned is not None:
+                return AccountPurchase(purchase=owned, new=False)
+            sale = _sale_open(
+                request, lesson=lesson, resource=resource, answers=answers
+            )
+            purchase = sale.sell_to_account(wallet)
+    finally:
+        current_answers.reset(token)
+    return AccountPurchase(purchase=purchase, new=True)
+
+
+def lesson_resource(
+    request: HttpRequest, *, lesson: Lesson, mime_type: str
+) -> Resource:
+    """The lesson's body as the offer names it: its content URL."""
+    path = reverse("payments-api:lesson-content", kwargs={"slug": lesson.slug})
+    return Resource(
+        url=request.build_absolute_uri(path),
+        description=f"The full text of the lesson {lesson.title!r}.",
+        mime_type=mime_type,
+    )
+
+
+def _sale_open(
+    request: HttpRequest,
+    *,
+    lesson: Lesson,
+    resource: Resource,
+    answers: FacilitatorAnswers,
+) -> "Sale":
+    """The sale of ``lesson`` through every offer that takes its asset, or
+    SaleUnavailable."""
+    configured = offers_configured()
+    offers = offers_for(
+        asset=lesson.asset, price=lesson.price_amount, offers=configured
+    )
+    if not offers:
+        logger.warning(
+            "Lesson %s is priced in %s, which no offer takes",
+            lesson.slug,
+            lesson.asset,
+        )
+        raise SaleUnavailable(
+            f"This lesson is priced in {lesson.asset}, which no payment offer "
+            "takes; it cannot be bought now."
+        )
+    return Sale(
+        request,
+        lesson=lesson,
+        resource=resource,
+        server=resource_server(configured),
+        offers=offers,
+        answers=answers,
+    )
 
 
 class Sale:
@@ -189,48 +296,113 @@ class Sale:
             header = self._payment_header()
             if header is None:
                 return self._refusal(self._unpaid_message())
-            payload = payment_read(
-                header,
-                offer=self.offer(),
-                resource_path=self.resource.path,
-                max_bytes=settings.X402_PAYMENT_HEADER_MAX_BYTES,
-            )
-        except PaymentRefused as refusal:
-            logger.info(
-                "Payment for lesson %s refused: %s", self.lesson.slug, refusal.reason
-            )
+            verified = self._verify(header)
+        except (PaymentRefused, SaleRefused) as refusal:
             return self._refusal(refusal.message, reason=refusal.reason)
-
-        context = self._context(encode_payment_signature_header(payload))
-        result = self.http_server.process_http_request(context)
-        if result.type == RESULT_PAYMENT_ERROR:
-            return self._verification_refusal(result)
-        if (
-            result.type != RESULT_PAYMENT_VERIFIED
-            or result.payment_payload is None
-            or result.payment_requirements is None
-        ):
-            raise RuntimeError(f"A paid request came back as {result.type!r}.")
 
         response = render()
         if response.status_code >= 400:
             # The view failed: nothing is settled and nothing is charged.
             return response
 
-        settled = self.http_server.process_settlement(
-            result.payment_payload,
-            result.payment_requirements,
+        settled = self._settle(verified, response_headers=dict(response.items()))
+        if not settled.success:
+            return self._settlement_refusal(settled)
+        self._purchase_record(settled, verified.requirements, verified.payload)
+        return self._delivered(response, settled)
+
+    def sell_to_account(self, wallet: AccountWallet) -> Purchase:
+        """Pay the offer from ``wallet`` and record the purchase with its
+        account; SaleRefused when the payment is refused or not settled.
+        The caller holds the transaction and the lock on the wallet."""
+        try:
+            payload = payment_sign(wallet, offer=self.offer(), token=token_configured())
+        except WalletCannotPay as error:
+            raise SaleUnavailable(str(error)) from None
+        verified = self._verify(encode_payment_signature_header(payload))
+
+        settled = self._settle(verified, response_headers={})
+        if not settled.success:
+            answer = self._settlement_answer(settled)
+            reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
+            logger.info(
+                "Payment for lesson %s by account %s not settled: %s",
+                self.lesson.slug,
+                wallet.account_id,
+                reason,
+            )
+            raise SaleRefused(
+                reason,
+                f"The payment was not settled: {answer.error_message or reason}",
+            )
+        if not settled.transaction:
+            raise RuntimeError(
+                f"Lesson {self.lesson.slug} was settled without a transaction id."
+            )
+        requirements = verified.requirements
+        # Errors propagate: the caller's transaction then undoes the
+        # settlement too, when the site's own facilitator made it.
+        return purchase_record(
+            lesson=self.lesson,
+            transaction_id=settled.transaction,
+            payer=settled.payer or wallet.address,
+            payee=requirements.pay_to,
+            amount=int(requirements.amount),
+            asset=requirements.asset,
+            network=settled.network or requirements.network,
+            account=wallet.account,
+        )
+
+    def _verify(self, header: str) -> Verified:
+        """Read the payment strictly, then have the package match it to the
+        offer and the facilitator verify it; SaleRefused otherwise."""
+        try:
+            try:
+                payload = payment_read(
+                    header,
+                    offer=self.offer(),
+                    resource_path=self.resource.path,
+                    max_bytes=settings.X402_PAYMENT_HEADER_MAX_BYTES,
+                )
+            except PaymentRefused as refusal:
+                raise SaleRefused(refusal.reason, refusal.message) from None
+            context = self._context(encode_payment_signature_header(payload))
+            result = self.http_server.process_http_request(context)
+            if result.type == RESULT_PAYMENT_ERROR:
+                raise self._verification_refusal(result)
+        except SaleRefused as refusal:
+            logger.info(
+                "Payment for lesson %s refused: %s", self.lesson.slug, refusal.reason
+            )
+            raise
+        if (
+            result.type != RESULT_PAYMENT_VERIFIED
+            or result.payment_payload is None
+            or result.payment_requirements is None
+        ):
+            raise RuntimeError(f"A paid request came back as {result.type!r}.")
+        return Verified(
+            payload=payload,
+            requirements=result.payment_requirements,
             context=context,
+            result=result,
+        )
+
+    def _settle(
+        self, verified: Verified, *, response_headers: dict[str, str]
+    ) -> ProcessSettleResult:
+        result = verified.result
+        assert result.payment_payload is not None
+        return self.http_server.process_settlement(
+            result.payment_payload,
+            verified.requirements,
+            context=verified.context,
             declared_extensions=result.declared_extensions,
             transport_context=HTTPTransportContext(
-                request=context, response_headers=dict(response.items())
+                request=verified.context, response_headers=response_headers
             ),
             before_handler_settlement=result.before_handler_settlement,
         )
-        if not settled.success:
-            return self._settlement_refusal(settled)
-        self._purchase_record(settled, result.payment_requirements, payload)
-        return self._delivered(response, settled)
 
     def offer(self) -> PaymentRequired:
         """The lesson's offer, as the package answers an unpaid request."""
@@ -283,7 +455,7 @@ class Sale:
             f"{self.lesson.price_display}."
         )
 
-    def _verification_refusal(self, result: HTTPProcessResult) -> HttpResponse:
+    def _verification_refusal(self, result: HTTPProcessResult) -> SaleRefused:
         refused = self.answers.verify
         if refused is not None and not refused.is_valid:
             reason = refused.invalid_reason or Reason.INVALID_PAYLOAD
@@ -298,10 +470,22 @@ class Sale:
             )
             reason = Reason.INVALID_PAYLOAD
             message = package_error or "The payment was refused."
-        logger.info("Payment for lesson %s refused: %s", self.lesson.slug, reason)
-        return self._refusal(message, reason=reason)
+        return SaleRefused(reason, message)
 
     def _settlement_refusal(self, settled: ProcessSettleResult) -> HttpResponse:
+        answer = self._settlement_answer(settled)
+        reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
+        logger.info("Payment for lesson %s not settled: %s", self.lesson.slug, reason)
+        response = self._refusal(
+            f"The payment was not settled: {answer.error_message or reason}",
+            reason=reason,
+        )
+        self._receipt_headers(response, settled)
+        return response
+
+    def _settlement_answer(self, settled: ProcessSettleResult) -> SettleResponse:
+        """The facilitator's answer to a failed settlement, or one made here
+        when it failed before any facilitator answered."""
         answer = self.answers.settle
         if answer is None:
             # Failed before any facilitator answered; the package would put
@@ -321,14 +505,7 @@ class Sale:
             settled.headers = {
                 PAYMENT_RESPONSE_HEADER: encode_payment_response_header(answer)
             }
-        reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
-        logger.info("Payment for lesson %s not settled: %s", self.lesson.slug, reason)
-        response = self._refusal(
-            f"The payment was not settled: {answer.error_message or reason}",
-            reason=reason,
-        )
-        self._receipt_headers(response, settled)
-        return response
+        return answer
 
     def _refusal(self, message: str, *, reason: str | None = None) -> HttpResponse:
         """402 with the offer twice: in PAYMENT-REQUIRED for version 2 and
@@ -437,4 +614,27 @@ def _unavailable(message: str) -> HttpResponse:
     response = JsonResponse({"detail": message}, status=503)
     response["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def _account_of(request: HttpRequest) -> User | None:
+    """The account asking: by its API token when the request carries one,
+    else by its session. AuthenticationFailed for a bad token."""
+    authenticated = BearerTokenAuthentication().authenticate(Request(request))
+    if authenticated is not None:
+        user: User = authenticated[0]
+        return user
+    # Without a session cookie nobody is signed in; reading request.user
+    # would load an empty session and mark the answer "Vary: Cookie".
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return None
+    if isinstance(request.user, User) and request.user.is_authenticated:
+        return request.user
+    return None
+
+
+def _owned(response: HttpResponse) -> HttpResponse:
+    # For one account: no cache may keep it, not even the browser's, which
+    # would show it after signing out.
+    response["Cache-Control"] = "private, no-store"
     return response

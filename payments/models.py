@@ -7,8 +7,12 @@ supply, so the balances of a token always add up to zero.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.core.checks import CheckMessage
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -119,6 +123,16 @@ class Balance(models.Model):
         return int(self.amount)
 
 
+class PurchaseQuerySet(models.QuerySet["Purchase"]):
+    def of_account(
+        self, account: AbstractBaseUser | AnonymousUser
+    ) -> "PurchaseQuerySet":
+        """What ``account`` bought; nothing for a visitor not signed in."""
+        if not account.is_authenticated:
+            return self.none()
+        return self.filter(account=account)
+
+
 class Purchase(models.Model):
     """A lesson sold through x402: the receipt of one settled payment.
 
@@ -147,8 +161,8 @@ class Purchase(models.Model):
     )
     asset = models.CharField(max_length=128)
     network = models.CharField(max_length=64)
-    # Limitation: purchases are anonymous for now; the account is left empty
-    # until buying is tied to signed-in accounts.
+    # The account that bought from the lesson page; empty for a sale to a
+    # program through the API, which names no account.
     account = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -158,11 +172,19 @@ class Purchase(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
 
+    objects = PurchaseQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created", "-pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="payments_purchase_amount_positive"
+            ),
+            # An account buys a lesson once; a second buy finds the first.
+            models.UniqueConstraint(
+                fields=["account", "lesson"],
+                condition=Q(account__isnull=False),
+                name="payments_purchase_account_lesson_once",
             ),
         ]
         indexes = [
@@ -176,3 +198,40 @@ class Purchase(models.Model):
     @property
     def units(self) -> int:
         return int(self.amount)
+
+
+class AccountWallet(models.Model):
+    """The wallet an account pays from on the lesson page.
+
+    Its private key never leaves the server: it is kept encrypted
+    (payments/wallets.py), is not editable in forms, and is left out of
+    ``str`` and ``repr``.
+    """
+
+    # Limitation: deleting an account deletes its wallet's key, and whatever
+    # the wallet holds can no longer be spent.
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallet"
+    )
+    address = models.CharField(
+        max_length=42, unique=True, validators=[address_validator]
+    )
+    sealed_key = models.BinaryField(
+        editable=False,
+        help_text="The private key, encrypted with WALLET_ENCRYPTION_KEY.",
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Wallet {self.address}"
+
+    def __repr__(self) -> str:
+        return f"<AccountWallet {self.address}>"
+
+    @classmethod
+    def check(cls, **kwargs: Any) -> list[CheckMessage]:
+        """The model's checks and the wallet settings: wallets cannot be made
+        or spent without a usable encryption key."""
+        from payments.wallets import wallet_settings_findings
+
+        return [*super().check(**kwargs), *wallet_settings_findings()]

@@ -13,11 +13,12 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from x402.schemas import PaymentPayload, PaymentRequirements
 
+from accounts.models import User
 from config.errors import ApplicationError
 from lessons.models import Lesson
-from payments import eip3009, selectors
+from payments import eip3009, selectors, wallets
 from payments.eip3009 import UINT256_MAX, MalformedField
-from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
+from payments.models import MINT_ADDRESS, AccountWallet, Balance, Purchase, Transfer
 from payments.token import Token, token_configured
 from payments.verification import Payment, PaymentRefused, Reason, payment_check
 
@@ -93,6 +94,56 @@ def wallet_fund(*, address: str, amount: int) -> Transfer:
         transfer.transaction,
     )
     return transfer
+
+
+def wallet_for(account: User) -> AccountWallet:
+    """The account's wallet, made on first need.
+
+    1. A new key pair; its private key is sealed (payments/wallets.py)
+       before it is stored.
+    2. In one transaction: the wallet row, its balance opened at zero and,
+       outside production, ``WALLET_STARTING_BALANCE`` funded from the mint.
+    3. Two requests making the same account's wallet at once: the unique
+       account column keeps one, and the other reads it back unfunded.
+    """
+    # Limitation: nothing pays into an account's wallet but the starting
+    # balance and `wallet_fund`, both refused in production, so there an
+    # account's wallet stays empty and buying from the page is refused for
+    # insufficient funds until a way to deposit exists.
+    existing = AccountWallet.objects.filter(account=account).first()
+    if existing is not None:
+        return existing
+
+    key, address = eip3009.private_key_new()
+    wallet = AccountWallet(
+        account=account,
+        address=address,
+        sealed_key=wallets.key_seal(bytes.fromhex(key[2:]), address=address),
+    )
+    del key
+    wallet.full_clean(validate_unique=False, validate_constraints=False)
+    token = token_configured()
+    starting = wallets.starting_balance()
+    try:
+        with transaction.atomic():
+            wallet.save()
+            Balance.objects.get_or_create(
+                network=token.network, asset=token.address, address=address
+            )
+            if starting:
+                wallet_fund(address=address, amount=starting)
+    except IntegrityError:
+        existing = AccountWallet.objects.filter(account=account).first()
+        if existing is None:
+            raise
+        return existing
+    logger.info(
+        "Wallet %s made for account %s, starting with %s",
+        address,
+        account.pk,
+        token.text_from_units(starting),
+    )
+    return wallet
 
 
 def payment_verify(
@@ -192,8 +243,10 @@ def purchase_record(
     amount: int,
     asset: str,
     network: str,
+    account: User | None = None,
 ) -> Purchase:
-    """Record the sale of ``lesson`` settled in ``transaction_id``, once.
+    """Record the sale of ``lesson`` settled in ``transaction_id``, once,
+    to ``account`` when an account bought it from the lesson page.
 
     Called right after the facilitator settled. Recording the same
     settlement again returns the first row: the transaction id is unique,
@@ -210,6 +263,7 @@ def purchase_record(
         amount=Decimal(amount),
         asset=asset,
         network=network,
+        account=account,
     )
     purchase.full_clean(validate_unique=False, validate_constraints=False)
     try:

@@ -2,6 +2,9 @@ from pathlib import Path
 
 import pytest
 
+# One Playwright session for every browser test (tests/browser.py).
+from tests.browser import browser, playwright, site  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_INPUTS = ROOT.parent / "shared" / "inputs"
 

@@ -1,0 +1,48 @@
+"""Buying a lesson from its page in a real browser (tests/browser.py)."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import User
+from lessons.models import Lesson
+from payments.models import Purchase
+from tests.lessons.factories import LessonFactory
+
+FLAGSHIP = "shipping-containers-without-dind"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def flagship(transactional_db: None) -> Lesson:
+    """The flagship lesson; the test database starts empty, so it is made
+    here."""
+    return LessonFactory.create(
+        slug=FLAGSHIP,
+        title="Shipping containers without Docker-in-Docker",
+        body="## Build without a daemon\n\nThe paid part of the lesson.\n",
+        priced=True,
+    )
+
+
+def test_a_new_account_buys_the_flagship_lesson_and_reads_it(browser, flagship):
+    browser.add_authenticator()
+    page, site = browser.page, browser.site
+    page.goto(site + "/accounts/signup/")
+    page.get_by_label("Display name").fill("Ada")
+    page.get_by_role("button", name="Create account with a passkey").click()
+    expect(page).to_have_url(re.compile(r"/accounts/$"))
+    page.goto(f"{site}/lessons/{FLAGSHIP}/")
+    expect(page.locator(".paywall")).to_be_visible()
+
+    page.get_by_role("button", name="Buy for 0.005 AIN").click()
+
+    expect(page).to_have_url(f"{site}/lessons/{FLAGSHIP}/")
+    expect(page.get_by_text("The paid part of the lesson.")).to_be_visible()
+    expect(page.get_by_role("link", name="Receipt").first).to_be_visible()
+    expect(page.locator(".paywall")).to_have_count(0)
+    purchase = Purchase.objects.get()
+    assert purchase.account == User.objects.get(username="Ada")
+    assert purchase.lesson == flagship
