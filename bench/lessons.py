@@ -37,35 +37,37 @@ os.environ["DEBUG"] = "false"
 
 import django
 
+from bench.server import (
+    SetupFailed,
+    database_reset,
+    free_port,
+    log_tail,
+    server_start,
+    server_stop,
+    server_wait,
+)
+
 django.setup()
 
 import hashlib
 import http.client
 import itertools
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import IO
 from urllib.parse import urlencode
 
-import dj_database_url
-import psycopg
-import redis
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.text import slugify
-from psycopg import sql
 
 from lessons.markdown import render_markdown
 from lessons.models import Edge, Lesson, LessonTag, Tag, Topic
@@ -83,8 +85,6 @@ WARM_VISITS = 8
 REQUESTS_PER_ENDPOINT = 300
 QUERY_COUNT_PAGES = 10
 TARGET_RATIO = 3.0
-SERVER_START_SECONDS = 30
-SERVER_STOP_SECONDS = 10
 SEARCH_WORD = "replication"
 TOPIC_FILTER = "databases"
 
@@ -249,10 +249,6 @@ EDGE_NOTES = (
 PRICES = (Decimal("0.001"), Decimal("0.005"), Decimal("0.01"), Decimal("0.05"))
 
 
-class SetupFailed(Exception):
-    """The bench could not prepare what it measures."""
-
-
 @dataclass(frozen=True)
 class Endpoint:
     name: str
@@ -292,7 +288,7 @@ def bench(rng: random.Random, database_url: str) -> None:
     endpoints = bench_endpoints(sample, first_views)
     port = free_port()
     with tempfile.TemporaryFile() as server_log:
-        server = server_start(port, database_url, server_log)
+        server = server_start(port, database_url, BENCH_CACHE_URL, server_log)
         try:
             server_wait(server, port, server_log)
             try:
@@ -303,36 +299,6 @@ def bench(rng: random.Random, database_url: str) -> None:
             server_stop(server)
     report_timings(figures)
     report_queries(endpoints[1:])
-
-
-def database_reset(database_url: str) -> None:
-    """Drop and recreate the bench database, refusing any other database."""
-    config = dj_database_url.parse(database_url)
-    name = config.get("NAME") or ""
-    if config.get("ENGINE") != "django.db.backends.postgresql":
-        raise SetupFailed(f"DATABASE_URL must name a PostgreSQL database: {name!r}")
-    if "bench" not in name:
-        raise SetupFailed(
-            f"refusing to drop {name!r}: the bench database's name must contain 'bench'"
-        )
-
-    try:
-        with psycopg.connect(
-            host=config.get("HOST") or "127.0.0.1",
-            port=config.get("PORT") or 5432,
-            user=config.get("USER") or "postgres",
-            password=config.get("PASSWORD") or None,
-            dbname="postgres",
-            autocommit=True,
-        ) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as error:
-        raise SetupFailed(f"cannot recreate database {name!r}: {error}") from error
 
 
 def database_fill(rng: random.Random) -> list[Lesson]:
@@ -541,81 +507,6 @@ def bench_endpoints(sample: list[Lesson], first_views: list[str]) -> list[Endpoi
             ["/?" + urlencode({"topic": TOPIC_FILTER})],
         ),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def server_start(
-    port: int, database_url: str, log: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database_url,
-        # The scaled-out configuration: workers share one cache in Redis.
-        "CACHE_URL": BENCH_CACHE_URL,
-    }
-    redis.Redis.from_url(BENCH_CACHE_URL).flushdb()
-    command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--workers", "2", "--worker-class", "sync",
-        "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
-    ]  # fmt: skip
-    # A process group of its own, so that stopping it reaches the workers.
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def server_wait(server: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SetupFailed(
-                f"gunicorn exited with status {server.returncode}:\n{log_tail(log)}"
-            )
-        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            probe.request("GET", "/health/live")
-            if probe.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            probe.close()
-        time.sleep(0.2)
-    raise SetupFailed(
-        f"/health/live did not answer within {SERVER_START_SECONDS} s:\n{log_tail(log)}"
-    )
-
-
-def server_stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=SERVER_STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def log_tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-3000:]
 
 
 def measure(port: int, endpoints: list[Endpoint], rng: random.Random) -> list[Figures]:

@@ -43,6 +43,16 @@ os.environ["DEBUG"] = "false"
 
 import django
 
+from bench.server import (
+    SetupFailed,
+    database_reset,
+    free_port,
+    log_tail,
+    server_start,
+    server_stop,
+    server_wait,
+)
+
 django.setup()
 
 import logging
@@ -54,26 +64,18 @@ logging.disable(logging.WARNING)
 import http.client
 import io
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import IO
 
-import dj_database_url
-import psycopg
-import redis
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from psycopg import sql
 from x402 import x402ClientSync
 from x402.http.constants import PAYMENT_REQUIRED_HEADER, PAYMENT_SIGNATURE_HEADER
 from x402.http.utils import (
@@ -101,8 +103,6 @@ PAYER_COUNT = 8
 # Each payer also pays for the in-process query count of the paid row.
 SPARE_PAYMENTS_PER_PAYER = 2
 BENCH_CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/10")
-SERVER_START_SECONDS = 30
-SERVER_STOP_SECONDS = 10
 QUERY_COUNT_REQUESTS = 5
 
 FREE = "free lesson body"
@@ -110,10 +110,6 @@ OFFER = "402 answer, gated lesson"
 PAID = "paid request, settled"
 # The targets: each row's requests per second against the free body's.
 TARGETS = {OFFER: 0.8, PAID: 0.3}
-
-
-class SetupFailed(Exception):
-    """The bench could not prepare what it measures."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +179,7 @@ def bench(rng: random.Random, database_url: str) -> None:
 
     port = free_port()
     with tempfile.TemporaryFile() as server_log:
-        server = server_start(port, database_url, server_log)
+        server = server_start(port, database_url, BENCH_CACHE_URL, server_log)
         try:
             server_wait(server, port, server_log)
             try:
@@ -200,36 +196,6 @@ def bench(rng: random.Random, database_url: str) -> None:
     report_timings(figures)
     report_queries(sale, rows)
     report_verifications(payments)
-
-
-def database_reset(database_url: str) -> None:
-    """Drop and recreate the bench database, refusing any other database."""
-    config = dj_database_url.parse(database_url)
-    name = config.get("NAME") or ""
-    if config.get("ENGINE") != "django.db.backends.postgresql":
-        raise SetupFailed(f"DATABASE_URL must name a PostgreSQL database: {name!r}")
-    if "bench" not in name:
-        raise SetupFailed(
-            f"refusing to drop {name!r}: the bench database's name must contain 'bench'"
-        )
-
-    try:
-        with psycopg.connect(
-            host=config.get("HOST") or "127.0.0.1",
-            port=config.get("PORT") or 5432,
-            user=config.get("USER") or "postgres",
-            password=config.get("PASSWORD") or None,
-            dbname="postgres",
-            autocommit=True,
-        ) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as error:
-        raise SetupFailed(f"cannot recreate database {name!r}: {error}") from error
 
 
 def sale_prepare() -> Sale:
@@ -343,88 +309,6 @@ def bench_rows(sale: Sale, payments: list[str]) -> list[Row]:
         Row(OFFER, content_path(sale.gated), HTTPStatus.PAYMENT_REQUIRED),
         Row(PAID, content_path(sale.gated), HTTPStatus.OK, tuple(payments)),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def server_start(
-    port: int, database_url: str, log: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database_url,
-        # The scaled-out configuration: workers share one cache in Redis.
-        "CACHE_URL": BENCH_CACHE_URL,
-    }
-    # The site's own facilitator, in-process, is what is measured.
-    environment.pop("X402_FACILITATOR_URL", None)
-    try:
-        redis.Redis.from_url(BENCH_CACHE_URL).flushdb()
-    except redis.RedisError as error:
-        raise SetupFailed(
-            f"cannot empty the cache {BENCH_CACHE_URL}: {error}"
-        ) from error
-    command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--workers", "2", "--worker-class", "sync",
-        "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
-    ]  # fmt: skip
-    # A process group of its own, so that stopping it reaches the workers.
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def server_wait(server: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SetupFailed(
-                f"gunicorn exited with status {server.returncode}:\n{log_tail(log)}"
-            )
-        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            probe.request("GET", "/health/live")
-            if probe.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            probe.close()
-        time.sleep(0.2)
-    raise SetupFailed(
-        f"/health/live did not answer within {SERVER_START_SECONDS} s:\n{log_tail(log)}"
-    )
-
-
-def server_stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=SERVER_STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def log_tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-3000:]
 
 
 def measure(port: int, rows: list[Row], rng: random.Random) -> list[Figures]:
