@@ -11,6 +11,7 @@ A lesson is priced in one asset (``Lesson.asset``, a symbol such as "AIN");
 it is offered through every offer whose token has that symbol.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +71,23 @@ def site_pay_to() -> str:
         raise ImproperlyConfigured(str(error)) from None
 
 
+# The settings offers are made from. Offers are read on every sale and 402
+# answer, so they are built once per distinct value of these.
+OFFER_SETTINGS = (
+    "X402_OFFERS", "X402_SITE_PAY_TO", "X402_NETWORK", "X402_ASSET",
+    "X402_ASSET_ADDRESS", "X402_ASSET_NAME", "X402_ASSET_VERSION",
+    "X402_ASSET_DECIMALS",
+)  # fmt: skip
+
+
 def offers_configured() -> tuple[Offer, ...]:
     """Every offer from the settings, checked: a bad one fails loudly."""
+    key = tuple(repr(getattr(settings, name)) for name in OFFER_SETTINGS)
+    return _offers_built(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _offers_built(settings_key: tuple[str, ...]) -> tuple[Offer, ...]:
     entries = settings.X402_OFFERS
     if not isinstance(entries, list | tuple) or not entries:
         raise ImproperlyConfigured("X402_OFFERS must be a non-empty list of offers.")
