@@ -83,13 +83,12 @@ from x402.http.utils import (
     decode_payment_signature_header,
     encode_payment_signature_header,
 )
-from x402.mechanisms.evm.exact import ExactEvmClientScheme
-from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired
 
 from config.errors import ApplicationError
 from lessons.models import Lesson
 from payments import eip3009
+from payments.clients import paying_client
 from payments.eip3009 import MalformedField, SignedAuthorization
 from payments.services import wallet_fund
 from payments.token import token_configured
@@ -253,23 +252,11 @@ def payment_clients(
     offer: PaymentRequired, payers: list[LocalAccount]
 ) -> list[x402ClientSync]:
     """One official client per payer, as a paying program sets it up."""
-    clients = []
-    for payer in payers:
-        client = x402ClientSync()
-        client.register(
-            offer.accepts[0].network, ExactEvmClientScheme(EthAccountSigner(payer))
-        )
-        # The stock client pays only in assets it knows unless told otherwise.
-        client.set_spend_controls(
-            {
-                "allowed_assets": [
-                    {"network": accepted.network, "asset": accepted.asset}
-                    for accepted in offer.accepts
-                ]
-            }
-        )
-        clients.append(client)
-    return clients
+    accepted = offer.accepts[0]
+    return [
+        paying_client(payer, network=accepted.network, asset=accepted.asset)
+        for payer in payers
+    ]
 
 
 def payments_sign(

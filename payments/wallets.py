@@ -25,11 +25,9 @@ from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from x402 import x402ClientSync
-from x402.mechanisms.evm.exact import ExactEvmClientScheme
-from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired
 
+from payments.clients import paying_client
 from payments.models import AccountWallet
 from payments.token import Token, token_configured
 
@@ -109,13 +107,8 @@ def payment_sign(
             f"This lesson is not sold in {token.symbol} on {token.network}, the "
             "token account wallets hold; it cannot be bought from the page."
         )
-    client = x402ClientSync()
-    client.register(
-        token.network, ExactEvmClientScheme(EthAccountSigner(wallet_signer(wallet)))
-    )
-    # The stock client pays only in assets it knows unless told otherwise.
-    client.set_spend_controls(
-        {"allowed_assets": [{"network": token.network, "asset": token.address}]}
+    client = paying_client(
+        wallet_signer(wallet), network=token.network, asset=token.address
     )
     payload = client.create_payment_payload(
         offer.model_copy(update={"accepts": accepts})

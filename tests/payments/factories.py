@@ -14,13 +14,11 @@ import time
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from x402 import x402ClientSync
 from x402.http.utils import (
     decode_payment_required_header,
     encode_payment_signature_header,
 )
 from x402.mechanisms.evm.eip712 import build_typed_data_for_signing
-from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.mechanisms.evm.types import (
     ExactEIP3009Authorization,
@@ -36,6 +34,7 @@ from x402.schemas import (
     ResourceInfo,
 )
 
+from payments.clients import paying_client
 from payments.token import token_configured
 
 PRICE = 5_000_000_000_000_000  # 0.005 AIN
@@ -64,17 +63,8 @@ def requirements_for(payee: str, **changes) -> PaymentRequirements:
 def payment_signed(
     account: LocalAccount, requirements: PaymentRequirements
 ) -> PaymentPayload:
-    client = x402ClientSync()
-    client.register(
-        requirements.network, ExactEvmClientScheme(EthAccountSigner(account))
-    )
-    # The stock client pays only in assets it knows unless told otherwise.
-    client.set_spend_controls(
-        {
-            "allowed_assets": [
-                {"network": requirements.network, "asset": requirements.asset}
-            ]
-        }
+    client = paying_client(
+        account, network=requirements.network, asset=requirements.asset
     )
     required = PaymentRequired(
         accepts=[requirements],
@@ -148,18 +138,8 @@ def offer_of(response) -> PaymentRequired:
 def payment_for(account: LocalAccount, offer: PaymentRequired) -> PaymentPayload:
     """What the official client pays for ``offer``: its first requirement,
     for the resource it names."""
-    client = x402ClientSync()
-    client.register(
-        offer.accepts[0].network, ExactEvmClientScheme(EthAccountSigner(account))
-    )
-    client.set_spend_controls(
-        {
-            "allowed_assets": [
-                {"network": accepted.network, "asset": accepted.asset}
-                for accepted in offer.accepts
-            ]
-        }
-    )
+    accepted = offer.accepts[0]
+    client = paying_client(account, network=accepted.network, asset=accepted.asset)
     payload = client.create_payment_payload(offer)
     assert isinstance(payload, PaymentPayload)
     return payload

@@ -8,13 +8,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from x402 import x402ClientSync
 from x402.http.clients.requests import PaymentError, wrapRequestsWithPayment
 from x402.http.utils import (
     decode_payment_required_header,
     decode_payment_response_header,
 )
 
+from payments.clients import paying_client
 from payments.token import Token, token_configured
 
 DEFAULT_MAX_AMOUNT = "0.01"
@@ -120,27 +120,7 @@ def paying_session(
 
     The official client, unmodified apart from its configuration.
     """
-    # Imported here: x402.mechanisms.evm imports web3, about a second.
-    from x402.mechanisms.evm.exact import ExactEvmClientScheme
-    from x402.mechanisms.evm.signers import EthAccountSigner
-
-    client = x402ClientSync()
-    client.register(token.network, ExactEvmClientScheme(EthAccountSigner(account)))
-    # The client pays only in assets it knows (USDC and the like) unless an
-    # asset is listed here, and its default cap of one dollar a payment
-    # applies to those known assets only: a listed asset without its own
-    # max_amount_per_payment is paid without any limit.
-    client.set_spend_controls(
-        {
-            "allowed_assets": [
-                {
-                    "network": token.network,
-                    "asset": token.address,
-                    "max_amount_per_payment": str(cap),
-                }
-            ]
-        }
-    )
+    client = paying_client(account, network=token.network, asset=token.address, cap=cap)
     return wrapRequestsWithPayment(requests.Session(), client)
 
 
