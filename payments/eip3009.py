@@ -5,6 +5,7 @@ its signature is checked; eth_account does the cryptography. Nothing here
 touches the database or the settings.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_keys.exceptions import BadSignature
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 UINT256_MAX = 2**256 - 1
 
@@ -103,13 +104,20 @@ def address_parse(text: object, *, field: str) -> str:
         raise MalformedField(
             field, f"must be a 0x address of 40 hex digits (got {text!r})."
         )
+    checksummed = _checksummed(text)
     digits = text[2:]
-    # eth_utils' is_address no longer checks the checksum of a mixed-case
-    # address (eth-utils 6); is_checksum_address does.
     mixed_case = digits not in (digits.lower(), digits.upper())
-    if mixed_case and not is_checksum_address(text):
+    if mixed_case and checksummed != text:
         raise MalformedField(field, f"has a wrong EIP-55 checksum (got {text!r}).")
-    return to_checksum_address(text)
+    return checksummed
+
+
+# A checksum is a Keccak hash: a paid request reads its few addresses
+# dozens of times, and the same payees and tokens come back request after
+# request.
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    return str(to_checksum_address(address))
 
 
 def signed_authorization_parse(payload: dict[str, Any]) -> SignedAuthorization:
@@ -180,6 +188,9 @@ def typed_data(authorization: Authorization, domain: Domain) -> dict[str, Any]:
     }
 
 
+# Verification and settlement each check the same payment's signature; the
+# recovery, a pure function of the two, is done once.
+@functools.lru_cache(maxsize=1024)
 def signer_recover(signed: SignedAuthorization, domain: Domain) -> str | None:
     """The address that signed the authorization, or None when the
     signature cannot be read at all (a bad v, r or s)."""

@@ -1,6 +1,6 @@
 from collections import defaultdict
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 
 from lessons.models import Lesson
 from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
@@ -12,6 +12,29 @@ def balance_of(*, token: Token, address: str) -> int:
         network=token.network, asset=token.address, address=address
     ).first()
     return balance.units if balance else 0
+
+
+def payer_position(*, token: Token, payer: str, nonce: str) -> tuple[int, bool]:
+    """What ``payer`` holds, and whether it has spent ``nonce`` already, in
+    one query. A payer without a balance has never settled anything."""
+    row = (
+        Balance.objects.filter(
+            network=token.network, asset=token.address, address=payer
+        )
+        .annotate(
+            nonce_spent=Exists(
+                Transfer.objects.filter(
+                    network=token.network, asset=token.address, payer=payer, nonce=nonce
+                )
+            )
+        )
+        .values_list("amount", "nonce_spent")
+        .first()
+    )
+    if row is None:
+        return 0, False
+    amount, spent = row
+    return int(amount), spent
 
 
 def nonce_used(*, token: Token, payer: str, nonce: str) -> bool:

@@ -156,12 +156,12 @@ def payment_verify(
         authorization = payment.authorization
         # What settling would refuse, verifying refuses too.
         _exactness_check(authorization.value)
-        _ledger_check(
-            payment,
-            balance=selectors.balance_of(
-                token=payment.token, address=authorization.payer
-            ),
+        balance, spent = selectors.payer_position(
+            token=payment.token, payer=authorization.payer, nonce=authorization.nonce
         )
+        if spent:
+            raise _replay_refusal(payment)
+        _balance_check(payment, balance=balance)
     except PaymentRefused as refusal:
         logger.info(
             "Payment from %s refused at verification: %s", refusal.payer, refusal.reason
@@ -178,11 +178,14 @@ def payment_settle(
     1. The checks that need no ledger, as for verification.
     2. In one transaction: lock the payer's and the payee's balances (in
        address order, so that two opposite payments cannot deadlock), check
-       that the nonce is unused and the balance enough, record the transfer
-       and move both balances.
-    3. The unique (network, asset, payer, nonce) constraint has the last
-       word: an IntegrityError on it means the same authorization was
-       settled at the same moment elsewhere, and this one is a replay.
+       that the balance is enough, record the transfer and move both
+       balances.
+    3. The unique (network, asset, payer, nonce) constraint guards against
+       replays: an IntegrityError on it means the authorization was settled
+       before, or at the same moment elsewhere.
+
+    Called inside a transaction (a sale records its purchase in the same
+    one), the settlement is a savepoint of it.
     """
     try:
         payment = _payment_check(payload, requirements)
@@ -211,7 +214,7 @@ def _settlement_record(payment: Payment) -> Transfer:
                 token=payment.token,
                 addresses=[authorization.payer, authorization.payee],
             )
-            _ledger_check(payment, balance=balances[authorization.payer].units)
+            _balance_check(payment, balance=balances[authorization.payer].units)
             return _transfer_record(
                 kind=Transfer.Kind.SETTLEMENT,
                 token=payment.token,
@@ -227,7 +230,7 @@ def _settlement_record(payment: Payment) -> Transfer:
         ):
             raise
         logger.warning(
-            "Nonce %s of %s was settled twice at once; refused the second",
+            "Nonce %s of %s was settled before; refused the replay",
             authorization.nonce,
             authorization.payer,
         )
@@ -248,13 +251,11 @@ def purchase_record(
     """Record the sale of ``lesson`` settled in ``transaction_id``, once,
     to ``account`` when an account bought it from the lesson page.
 
-    Called right after the facilitator settled. Recording the same
-    settlement again returns the first row: the transaction id is unique,
-    and a concurrent insert of it is read back instead of failing.
+    Called right after the facilitator settled, in the settlement's
+    transaction when the site's own facilitator settled it. Recording the
+    same settlement again returns the first row: the transaction id is
+    unique, and an insert that conflicts with it reads the row back.
     """
-    existing = Purchase.objects.filter(transaction=transaction_id).first()
-    if existing is not None:
-        return _purchase_same(existing, lesson)
     purchase = Purchase(
         transaction=transaction_id,
         lesson=lesson,
@@ -265,7 +266,10 @@ def purchase_record(
         network=network,
         account=account,
     )
-    purchase.full_clean(validate_unique=False, validate_constraints=False)
+    # The lesson and the account were read from the database just now.
+    purchase.full_clean(
+        exclude=["lesson", "account"], validate_unique=False, validate_constraints=False
+    )
     try:
         with transaction.atomic():
             purchase.save()
@@ -317,12 +321,8 @@ def _payment_check(
     )
 
 
-def _ledger_check(payment: Payment, *, balance: int) -> None:
+def _balance_check(payment: Payment, *, balance: int) -> None:
     authorization = payment.authorization
-    if selectors.nonce_used(
-        token=payment.token, payer=authorization.payer, nonce=authorization.nonce
-    ):
-        raise _replay_refusal(payment)
     if balance < authorization.value:
         raise PaymentRefused(
             Reason.INSUFFICIENT_FUNDS,
@@ -342,21 +342,26 @@ def _replay_refusal(payment: Payment) -> PaymentRefused:
 
 
 def _balances_lock(*, token: Token, addresses: list[str]) -> dict[str, Balance]:
-    """Open missing balances at zero, then lock them all, in address order.
+    """Lock the balances of ``addresses``, in address order, opening the
+    missing ones at zero first.
 
     get_or_create survives a concurrent opening of the same balance: it
     inserts in a savepoint and reads the other's row on a conflict.
     """
-    for address in sorted(set(addresses)):
+    wanted = set(addresses)
+    rows = (
+        Balance.objects.select_for_update()
+        .filter(network=token.network, asset=token.address, address__in=wanted)
+        .order_by("address")
+    )
+    balances = {row.address: row for row in rows}
+    if balances.keys() == wanted:
+        return balances
+    for address in sorted(wanted - balances.keys()):
         Balance.objects.get_or_create(
             network=token.network, asset=token.address, address=address
         )
-    rows = (
-        Balance.objects.select_for_update()
-        .filter(network=token.network, asset=token.address, address__in=addresses)
-        .order_by("address")
-    )
-    return {row.address: row for row in rows}
+    return {row.address: row for row in rows.all()}
 
 
 def _transfer_record(
