@@ -18,10 +18,21 @@ header with a reason for each refusal (payments/headers.py), version-1
 payments and the version-1 402 body, binding a payment to its lesson, CORS
 exposure of the headers, the facilitator's own refusal messages, and the
 Purchase.
+
+What one payment buys is ``Goods``: a lesson, or the lessons of a
+learning path that the buyer does not own yet (``path_sell``). A buyer who
+names an account (a session or an API token) gets what the account owns
+without paying, and what it buys is recorded with it.
+
+A sale that may settle runs in one database transaction, holding a lock on
+the buyer's account when there is one, so that an account never pays twice
+for a lesson. With the site's own facilitator in-process the settlement is
+part of that transaction: a sale that cannot be recorded is not charged.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +83,7 @@ from x402.server import x402ResourceServerSync
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import User
+from lessons.graph import LearningPath
 from lessons.models import Lesson
 from payments.facilitators import FacilitatorAnswers, current_answers
 from payments.headers import payment_read, requirements_v1
@@ -94,6 +106,10 @@ EXPOSED_HEADERS = ", ".join(
     [PAYMENT_REQUIRED_HEADER, PAYMENT_RESPONSE_HEADER, X_PAYMENT_RESPONSE_HEADER]
 )
 UNAVAILABLE_RETRY_SECONDS = 30
+# Offers built by the package, by what they were built from: the 402
+# answer is the most frequent one, and its offer changes only with them.
+OFFERS_KEPT = 512
+_offers_kept: dict[tuple[object, ...], PaymentRequired] = {}
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,43 @@ class Resource:
     @property
     def path(self) -> str:
         return urlsplit(self.url).path
+
+
+@dataclass(frozen=True)
+class Goods:
+    """What one payment buys: gated lessons, in the order they are read."""
+
+    lessons: tuple[Lesson, ...]
+    # For people: "the lesson 'Dockerfiles'", "the path to 'Dockerfiles'".
+    name: str
+
+    @property
+    def opening(self) -> str:
+        """The name, to open a sentence with."""
+        return self.name[:1].upper() + self.name[1:]
+
+    @property
+    def label(self) -> str:
+        """For logs: the lessons' slugs."""
+        return ", ".join(lesson.slug for lesson in self.lessons)
+
+    @property
+    def price_display(self) -> str:
+        if len(self.lessons) == 1:
+            return self.lessons[0].price_display
+        return LearningPath(
+            lesson=self.lessons[-1], steps=list(self.lessons)
+        ).totals_display
+
+    def author_pay_to(self) -> str | None:
+        """The wallet of the author of a lesson sold on its own, when the
+        author has one. A path's lessons have several authors and a payment
+        one payee: bundles pay the site."""
+        if len(self.lessons) != 1:
+            return None
+        author = self.lessons[0].author
+        wallet = getattr(author, "wallet", None) if author is not None else None
+        return wallet.address if wallet is not None else None
 
 
 def lesson_sell(
@@ -125,23 +178,62 @@ def lesson_sell(
     An account that bought the lesson (signed in, or with its API token)
     gets the body at once; a payment it sends as well is left unsettled.
     """
+    return _sell(
+        request,
+        wanted=[lesson],
+        name=f"the lesson {lesson.title!r}",
+        resource=resource,
+        render=render,
+    )
+
+
+def path_sell(
+    request: HttpRequest,
+    *,
+    path: LearningPath,
+    resource: Resource,
+    render: Callable[[], HttpResponse],
+) -> HttpResponse:
+    """As ``lesson_sell``, for every lesson of ``path`` at once: one payment
+    for the gated lessons the buyer's account does not own yet (all of
+    them for a buyer who names no account)."""
+    return _sell(
+        request,
+        wanted=path.steps,
+        name=f"the path to {path.lesson.title!r}",
+        resource=resource,
+        render=render,
+    )
+
+
+def _sell(
+    request: HttpRequest,
+    *,
+    wanted: Sequence[Lesson],
+    name: str,
+    resource: Resource,
+    render: Callable[[], HttpResponse],
+) -> HttpResponse:
     try:
         account = _account_of(request)
     except AuthenticationFailed as error:
         response = JsonResponse({"detail": str(error.detail)}, status=401)
         response["WWW-Authenticate"] = BearerTokenAuthentication.keyword
         return response
-    if account is not None and (
-        Purchase.objects.of_account(account).filter(lesson=lesson).exists()
-    ):
-        return _owned(render())
+    paying = request.method != "HEAD" and _payment_sent(request)
 
     answers = FacilitatorAnswers()
     token = current_answers.set(answers)
     try:
-        return _sale_open(
-            request, lesson=lesson, resource=resource, answers=answers
-        ).answer(render)
+        with transaction.atomic() if paying else nullcontext():
+            if paying and account is not None:
+                _account_lock(account)
+            goods = _goods_unowned(account, wanted, name=name)
+            if goods is None:
+                return _owned(render())
+            sale = _sale_open(request, goods=goods, resource=resource, answers=answers)
+            sale.account = account
+            return sale.answer(render)
     except SaleUnavailable as error:
         return _unavailable(str(error))
     finally:
@@ -170,26 +262,37 @@ class Verified:
 
 @dataclass(frozen=True)
 class AccountPurchase:
-    purchase: Purchase
-    # False: the account owned the lesson already, and nothing was charged.
-    new: bool
+    """What an account bought, a Purchase per lesson; empty when it owned
+    everything already and nothing was charged."""
+
+    purchases: list[Purchase]
+
+    @property
+    def new(self) -> bool:
+        return bool(self.purchases)
 
 
-def lesson_buy(
-    request: HttpRequest, *, account: User, lesson: Lesson, resource: Resource
+def lessons_buy(
+    request: HttpRequest,
+    *,
+    account: User,
+    wanted: Sequence[Lesson],
+    name: str,
+    resource: Resource,
 ) -> AccountPurchase:
-    """Buy ``lesson`` for ``account`` from the account's own wallet.
+    """Buy the gated lessons of ``wanted`` that ``account`` does not own,
+    in one payment from the account's own wallet.
 
     1. The account's wallet, made (and outside production funded) on first
        need.
-    2. In one transaction, holding a lock on the wallet, so that an
-       account's buys run one at a time: if the account owns the lesson
-       already, that purchase, and nothing is charged.
-    3. Otherwise the wallet signs the lesson's offer as the official client
-       does, and the payment goes through what a program's payment goes
-       through (``Sale``): the strict header reading, the package's
-       matching, the facilitator's verification and settlement. The
-       purchase is recorded with the account.
+    2. In one transaction, holding a lock on the account, so that its buys
+       run one at a time: the lessons it does not own yet; when there are
+       none, nothing is charged.
+    3. Otherwise the wallet signs the offer as the official client does,
+       and the payment goes through what a program's payment goes through
+       (``Sale``): the strict header reading, the package's matching, the
+       facilitator's verification and settlement. The purchases are
+       recorded with the account.
 
     With the site's own facilitator, in-process, the settlement is part of
     the transaction: a purchase that cannot be recorded is not charged.
@@ -200,17 +303,41 @@ def lesson_buy(
     token = current_answers.set(answers)
     try:
         with transaction.atomic():
-            AccountWallet.objects.select_for_update().get(pk=wallet.pk)
-            owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
-            if owned is not None:
-                return AccountPurchase(purchase=owned, new=False)
-            sale = _sale_open(
-                request, lesson=lesson, resource=resource, answers=answers
-            )
-            purchase = sale.sell_to_account(wallet)
+            _account_lock(account)
+            goods = _goods_unowned(account, wanted, name=name)
+            if goods is None:
+                return AccountPurchase(purchases=[])
+            sale = _sale_open(request, goods=goods, resource=resource, answers=answers)
+            purchases = sale.sell_to_account(wallet)
     finally:
         current_answers.reset(token)
-    return AccountPurchase(purchase=purchase, new=True)
+    return AccountPurchase(purchases=purchases)
+
+
+def lesson_buy(
+    request: HttpRequest, *, account: User, lesson: Lesson, resource: Resource
+) -> AccountPurchase:
+    """Buy ``lesson`` for ``account``, as ``lessons_buy``."""
+    return lessons_buy(
+        request,
+        account=account,
+        wanted=[lesson],
+        name=f"the lesson {lesson.title!r}",
+        resource=resource,
+    )
+
+
+def path_buy(
+    request: HttpRequest, *, account: User, path: LearningPath, resource: Resource
+) -> AccountPurchase:
+    """Buy what ``account`` does not own of ``path``, as ``lessons_buy``."""
+    return lessons_buy(
+        request,
+        account=account,
+        wanted=path.steps,
+        name=f"the path to {path.lesson.title!r}",
+        resource=resource,
+    )
 
 
 def lesson_resource(
@@ -225,32 +352,50 @@ def lesson_resource(
     )
 
 
+def path_resource(request: HttpRequest, *, path: LearningPath) -> Resource:
+    """A learning path's bundle as the offer names it: its URL."""
+    url = reverse("payments-api:path-bundle", kwargs={"slug": path.lesson.slug})
+    return Resource(
+        url=request.build_absolute_uri(url),
+        description=(
+            f"The full text of every lesson of the learning path to "
+            f"{path.lesson.title!r}."
+        ),
+        mime_type="application/json",
+    )
+
+
 def _sale_open(
     request: HttpRequest,
     *,
-    lesson: Lesson,
+    goods: Goods,
     resource: Resource,
     answers: FacilitatorAnswers,
 ) -> "Sale":
-    """The sale of ``lesson`` through every offer that takes its asset, or
-    SaleUnavailable."""
+    """The sale of ``goods`` through every offer that takes their asset,
+    or SaleUnavailable."""
+    assets = sorted({lesson.asset for lesson in goods.lessons})
+    if len(assets) > 1:
+        raise SaleUnavailable(
+            f"The lessons of {goods.name} are priced in {' and '.join(assets)}; "
+            "one payment carries one asset. Buy them one by one."
+        )
     configured = offers_configured()
     offers = offers_for(
-        asset=lesson.asset, price=lesson.price_amount, offers=configured
+        asset=assets[0],
+        prices=[lesson.price_amount or "0" for lesson in goods.lessons],
+        offers=configured,
+        author_pay_to=goods.author_pay_to(),
     )
     if not offers:
-        logger.warning(
-            "Lesson %s is priced in %s, which no offer takes",
-            lesson.slug,
-            lesson.asset,
-        )
+        logger.warning("%s priced in %s, which no offer takes", goods.label, assets[0])
         raise SaleUnavailable(
-            f"This lesson is priced in {lesson.asset}, which no payment offer "
-            "takes; it cannot be bought now."
+            f"{goods.opening} is priced in {assets[0]}, which no payment "
+            "offer takes; it cannot be bought now."
         )
     return Sale(
         request,
-        lesson=lesson,
+        goods=goods,
         resource=resource,
         server=resource_server(configured),
         offers=offers,
@@ -258,34 +403,68 @@ def _sale_open(
     )
 
 
+def _goods_unowned(
+    account: User | None, wanted: Sequence[Lesson], *, name: str
+) -> Goods | None:
+    """The gated lessons of ``wanted`` that ``account`` does not own, or
+    None when there are none."""
+    gated = [lesson for lesson in wanted if lesson.gated]
+    if account is not None and gated:
+        owned = set(
+            Purchase.objects.of_account(account)
+            .filter(lesson__in=[lesson.pk for lesson in gated])
+            .values_list("lesson_id", flat=True)
+        )
+        gated = [lesson for lesson in gated if lesson.pk not in owned]
+    if not gated:
+        return None
+    return Goods(lessons=tuple(gated), name=name)
+
+
+def _account_lock(account: User) -> None:
+    """Hold the account's row until the transaction ends: its purchases run
+    one at a time."""
+    list(User.objects.select_for_update().filter(pk=account.pk).values_list("pk"))
+
+
 class Sale:
-    """One request for one gated lesson."""
+    """One request for one purchase: a lesson, or a path's lessons."""
 
     def __init__(
         self,
         request: HttpRequest,
         *,
-        lesson: Lesson,
+        goods: Goods,
         resource: Resource,
         server: x402ResourceServerSync,
         offers: list[LessonOffer],
         answers: FacilitatorAnswers,
     ) -> None:
         self.request = request
-        self.lesson = lesson
+        self.goods = goods
         self.resource = resource
+        self.server = server
+        self.offers = offers
         self.answers = answers
-        # One route, matching every path: this request's lesson. Cheap to
-        # build; the resource server behind it is shared.
-        route = RouteConfig(
-            accepts=[_payment_option(offer) for offer in offers],
-            resource=resource.url,
-            description=resource.description,
-            mime_type=resource.mime_type,
-        )
-        self.http_server = x402HTTPResourceServerSync(server, route)
+        # The account the buyer named, which the purchase is recorded with.
+        self.account: User | None = None
         self.header_name: str | None = None
         self._offer: PaymentRequired | None = None
+        self._http_server: x402HTTPResourceServerSync | None = None
+
+    @property
+    def http_server(self) -> x402HTTPResourceServerSync:
+        """The package's HTTP server for one route, matching every path:
+        this request's goods. The resource server behind it is shared."""
+        if self._http_server is None:
+            route = RouteConfig(
+                accepts=[_payment_option(offer) for offer in self.offers],
+                resource=self.resource.url,
+                description=self.resource.description,
+                mime_type=self.resource.mime_type,
+            )
+            self._http_server = x402HTTPResourceServerSync(self.server, route)
+        return self._http_server
 
     def answer(self, render: Callable[[], HttpResponse]) -> HttpResponse:
         """The steps of the module's docstring, after reading the payment
@@ -305,16 +484,26 @@ class Sale:
             # The view failed: nothing is settled and nothing is charged.
             return response
 
-        settled = self._settle(verified, response_headers=dict(response.items()))
-        if not settled.success:
-            return self._settlement_refusal(settled)
-        self._purchase_record(settled, verified.requirements, verified.payload)
+        try:
+            with transaction.atomic():
+                settled = self._settle(
+                    verified, response_headers=dict(response.items())
+                )
+                if not settled.success:
+                    return self._settlement_refusal(settled)
+                self._purchase_record(settled, verified)
+        except SaleNotRecorded:
+            return self._refusal(
+                "The sale could not be recorded, so the payment was not settled "
+                "and nothing was charged. Try again.",
+                reason=Reason.SALE_NOT_RECORDED,
+            )
         return self._delivered(response, settled)
 
-    def sell_to_account(self, wallet: AccountWallet) -> Purchase:
-        """Pay the offer from ``wallet`` and record the purchase with its
+    def sell_to_account(self, wallet: AccountWallet) -> list[Purchase]:
+        """Pay the offer from ``wallet`` and record the purchases with its
         account; SaleRefused when the payment is refused or not settled.
-        The caller holds the transaction and the lock on the wallet."""
+        The caller holds the transaction and the lock on the account."""
         try:
             payload = payment_sign(wallet, offer=self.offer(), token=token_configured())
         except WalletCannotPay as error:
@@ -326,8 +515,8 @@ class Sale:
             answer = self._settlement_answer(settled)
             reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
             logger.info(
-                "Payment for lesson %s by account %s not settled: %s",
-                self.lesson.slug,
+                "Payment for %s by account %s not settled: %s",
+                self.goods.label,
                 wallet.account_id,
                 reason,
             )
@@ -336,18 +525,15 @@ class Sale:
                 f"The payment was not settled: {answer.error_message or reason}",
             )
         if not settled.transaction:
-            raise RuntimeError(
-                f"Lesson {self.lesson.slug} was settled without a transaction id."
-            )
+            raise RuntimeError(f"{self.goods.label} settled without a transaction id.")
         requirements = verified.requirements
         # Errors propagate: the caller's transaction then undoes the
         # settlement too, when the site's own facilitator made it.
         return purchase_record(
-            lesson=self.lesson,
+            lines=self._lines(requirements),
             transaction_id=settled.transaction,
             payer=settled.payer or wallet.address,
             payee=requirements.pay_to,
-            amount=int(requirements.amount),
             asset=requirements.asset,
             network=settled.network or requirements.network,
             account=wallet.account,
@@ -371,9 +557,7 @@ class Sale:
             if result.type == RESULT_PAYMENT_ERROR:
                 raise self._verification_refusal(result)
         except SaleRefused as refusal:
-            logger.info(
-                "Payment for lesson %s refused: %s", self.lesson.slug, refusal.reason
-            )
+            logger.info("Payment for %s refused: %s", self.goods.label, refusal.reason)
             raise
         if (
             result.type != RESULT_PAYMENT_VERIFIED
@@ -405,25 +589,40 @@ class Sale:
         )
 
     def offer(self) -> PaymentRequired:
-        """The lesson's offer, as the package answers an unpaid request."""
+        """The goods' offer, as the package answers an unpaid request."""
         if self._offer is None:
-            result = self.http_server.process_http_request(self._context(None))
-            header = (result.response.headers if result.response else {}).get(
-                PAYMENT_REQUIRED_HEADER
+            key = (
+                self.server,
+                self.resource,
+                tuple(self.offers),
+                settings.X402_MAX_TIMEOUT_SECONDS,
             )
-            if header is None:
-                # The package answers 500 when it cannot build the offers.
-                logger.error(
-                    "No offer could be built for lesson %s: %s",
-                    self.lesson.slug,
-                    result.response.body if result.response else result.type,
-                )
-                raise SaleUnavailable("This lesson cannot be bought now.")
-            offer = decode_payment_required_header(header)
-            if not isinstance(offer, PaymentRequired):
-                raise RuntimeError("The package built a version-1 offer.")
+            offer = _offers_kept.get(key)
+            if offer is None:
+                offer = self._offer_build()
+                if len(_offers_kept) >= OFFERS_KEPT:
+                    _offers_kept.clear()
+                _offers_kept[key] = offer
             self._offer = offer
         return self._offer
+
+    def _offer_build(self) -> PaymentRequired:
+        result = self.http_server.process_http_request(self._context(None))
+        header = (result.response.headers if result.response else {}).get(
+            PAYMENT_REQUIRED_HEADER
+        )
+        if header is None:
+            # The package answers 500 when it cannot build the offers.
+            logger.error(
+                "No offer could be built for %s: %s",
+                self.goods.label,
+                result.response.body if result.response else result.type,
+            )
+            raise SaleUnavailable(f"{self.goods.opening} cannot be bought now.")
+        offer = decode_payment_required_header(header)
+        if not isinstance(offer, PaymentRequired):
+            raise RuntimeError("The package built a version-1 offer.")
+        return offer
 
     def _payment_header(self) -> str | None:
         signature = self.request.headers.get(PAYMENT_SIGNATURE_HEADER)
@@ -450,10 +649,7 @@ class Sale:
         )
 
     def _unpaid_message(self) -> str:
-        return (
-            f"Payment required: the lesson {self.lesson.title!r} costs "
-            f"{self.lesson.price_display}."
-        )
+        return f"Payment required: {self.goods.name} costs {self.goods.price_display}."
 
     def _verification_refusal(self, result: HTTPProcessResult) -> SaleRefused:
         refused = self.answers.verify
@@ -475,7 +671,7 @@ class Sale:
     def _settlement_refusal(self, settled: ProcessSettleResult) -> HttpResponse:
         answer = self._settlement_answer(settled)
         reason = answer.error_reason or Reason.UNEXPECTED_SETTLE_ERROR
-        logger.info("Payment for lesson %s not settled: %s", self.lesson.slug, reason)
+        logger.info("Payment for %s not settled: %s", self.goods.label, reason)
         response = self._refusal(
             f"The payment was not settled: {answer.error_message or reason}",
             reason=reason,
@@ -491,8 +687,8 @@ class Sale:
             # Failed before any facilitator answered; the package would put
             # the exception's text in PAYMENT-RESPONSE.
             logger.error(
-                "Settlement for lesson %s failed: %s",
-                self.lesson.slug,
+                "Settlement for %s failed: %s",
+                self.goods.label,
                 settled.error_reason,
             )
             answer = SettleResponse(
@@ -545,52 +741,90 @@ class Sale:
             response[X_PAYMENT_RESPONSE_HEADER] = receipt
 
     def _purchase_record(
-        self,
-        settled: ProcessSettleResult,
-        requirements: PaymentRequirements,
-        payload: PaymentPayload,
+        self, settled: ProcessSettleResult, verified: Verified
     ) -> None:
+        """Record the sale. When the site's own facilitator settled it in
+        this transaction, a sale that cannot be recorded raises
+        SaleNotRecorded, which undoes the settlement. A settlement made
+        elsewhere cannot be undone: the payer has paid, the body is
+        delivered all the same, and the settlement stays in that
+        facilitator's records."""
+        requirements = verified.requirements
         if not settled.transaction:
             logger.error(
-                "Lesson %s was settled without a transaction id; no receipt recorded",
-                self.lesson.slug,
+                "%s settled without a transaction id; no receipt recorded",
+                self.goods.label,
             )
             return
-        verified = self.answers.verify
+        checked = self.answers.verify
         payer = (
             settled.payer
-            or (verified.payer if verified else None)
-            or _authorization_payer(payload)
+            or (checked.payer if checked else None)
+            or _authorization_payer(verified.payload)
         )
         try:
             purchase_record(
-                lesson=self.lesson,
+                lines=self._lines(requirements),
                 transaction_id=settled.transaction,
                 payer=payer or "",
                 payee=requirements.pay_to,
-                amount=int(requirements.amount),
                 asset=requirements.asset,
                 network=settled.network or requirements.network,
+                account=self.account,
             )
-        except (DatabaseError, ValidationError):
-            # The payer has paid: the body is delivered all the same, and
-            # the settlement stays in the facilitator's records.
+        except (DatabaseError, ValidationError) as error:
             logger.exception(
-                "Sale of lesson %s in transaction %s was not recorded",
-                self.lesson.slug,
+                "Sale of %s in transaction %s was not recorded",
+                self.goods.label,
                 settled.transaction,
             )
+            if self._settled_here(requirements):
+                raise SaleNotRecorded from error
+
+    def _lines(self, requirements: PaymentRequirements) -> list[tuple[Lesson, int]]:
+        """Each lesson sold with its price, from the offer the payment took."""
+        for lesson_offer in self.offers:
+            if _offer_matches(lesson_offer, requirements):
+                return list(zip(self.goods.lessons, lesson_offer.prices, strict=True))
+        raise RuntimeError(
+            f"A payment for {self.goods.label} matched none of its offers."
+        )
+
+    def _settled_here(self, requirements: PaymentRequirements) -> bool:
+        """Whether the site's own facilitator settled in this process, and
+        so in this database transaction."""
+        if settings.X402_FACILITATOR_URL:
+            return False
+        return any(
+            lesson_offer.offer.facilitator_url is None
+            for lesson_offer in self.offers
+            if _offer_matches(lesson_offer, requirements)
+        )
+
+
+class SaleNotRecorded(Exception):
+    """Settled by the site's own facilitator but not recorded: raised to
+    undo the settlement with the transaction."""
+
+
+def _offer_matches(
+    lesson_offer: LessonOffer, requirements: PaymentRequirements
+) -> bool:
+    offer = lesson_offer.offer
+    return (
+        offer.network == requirements.network
+        and offer.token.address.lower() == requirements.asset.lower()
+        and lesson_offer.pay_to.lower() == requirements.pay_to.lower()
+        and str(lesson_offer.amount) == requirements.amount
+    )
 
 
 def _payment_option(lesson_offer: LessonOffer) -> PaymentOption:
     offer = lesson_offer.offer
     token = offer.token
-    # Limitation: every sale pays the offer's payee, the site's wallet by
-    # default; authors' own wallets come with account wallets, which
-    # accounts do not have yet.
     return PaymentOption(
         scheme=offer.scheme,
-        pay_to=offer.pay_to,
+        pay_to=lesson_offer.pay_to,
         # An AssetAmount, not a price such as "$0.01": the package converts
         # money only into the stablecoins it knows.
         price=AssetAmount(
@@ -610,6 +844,13 @@ def _authorization_payer(payload: PaymentPayload) -> str | None:
     return None
 
 
+def _payment_sent(request: HttpRequest) -> bool:
+    return (
+        PAYMENT_SIGNATURE_HEADER in request.headers
+        or X_PAYMENT_HEADER in request.headers
+    )
+
+
 def _unavailable(message: str) -> HttpResponse:
     response = JsonResponse({"detail": message}, status=503)
     response["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
@@ -620,7 +861,11 @@ def _unavailable(message: str) -> HttpResponse:
 def _account_of(request: HttpRequest) -> User | None:
     """The account asking: by its API token when the request carries one,
     else by its session. AuthenticationFailed for a bad token."""
-    authenticated = BearerTokenAuthentication().authenticate(Request(request))
+    authenticated = (
+        BearerTokenAuthentication().authenticate(Request(request))
+        if "Authorization" in request.headers
+        else None
+    )
     if authenticated is not None:
         user: User = authenticated[0]
         return user

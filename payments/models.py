@@ -134,17 +134,20 @@ class PurchaseQuerySet(models.QuerySet["Purchase"]):
 
 
 class Purchase(models.Model):
-    """A lesson sold through x402: the receipt of one settled payment.
+    """A lesson sold through x402: its line of the receipt of one settled
+    payment.
 
-    Written after the facilitator settled, keyed by its transaction id, so
-    that recording the same settlement twice keeps one row. Addresses and
-    ids are as the facilitator gave them; an offer settled elsewhere may use
+    One payment buys one lesson, or, for a learning path, every lesson of
+    the path the buyer did not own: one row per lesson, each with its own
+    price, adding up to what was settled. Written after the facilitator
+    settled, keyed by its transaction id and the lesson, so that recording
+    the same settlement twice keeps one row per lesson. Addresses and ids
+    are as the facilitator gave them; an offer settled elsewhere may use
     another chain's forms, hence no address validators here.
     """
 
     transaction = models.CharField(
         max_length=128,
-        unique=True,
         help_text="The settlement's transaction id, as the facilitator gave it.",
     )
     # A receipt outlives nothing it refers to: a sold lesson cannot be
@@ -161,8 +164,8 @@ class Purchase(models.Model):
     )
     asset = models.CharField(max_length=128)
     network = models.CharField(max_length=64)
-    # The account that bought from the lesson page; empty for a sale to a
-    # program through the API, which names no account.
+    # The account that bought, from the lesson page or with its API token;
+    # empty for a program that paid without naming an account.
     account = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -179,6 +182,10 @@ class Purchase(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="payments_purchase_amount_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["transaction", "lesson"],
+                name="payments_purchase_transaction_lesson_once",
             ),
             # An account buys a lesson once; a second buy finds the first.
             models.UniqueConstraint(

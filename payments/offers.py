@@ -13,6 +13,7 @@ it is offered through every offer whose token has that symbol.
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +58,17 @@ class Offer:
 
 @dataclass(frozen=True)
 class LessonOffer:
-    """An offer with a lesson's price in it, in the token's smallest unit."""
+    """An offer with the price of what is sold in it: one lesson, or the
+    lessons of a path, each price in the token's smallest unit."""
 
     offer: Offer
-    amount: int
+    prices: tuple[int, ...]
+    # Who is paid: the offer's payee, or the lesson's author.
+    pay_to: str
+
+    @property
+    def amount(self) -> int:
+        return sum(self.prices)
 
 
 def site_pay_to() -> str:
@@ -152,31 +160,44 @@ def offer_from_setting(entry: Any, *, index: int) -> Offer:
 
 
 def offers_for(
-    *, asset: str, price: str | None, offers: tuple[Offer, ...]
+    *,
+    asset: str,
+    prices: Sequence[str],
+    offers: tuple[Offer, ...],
+    author_pay_to: str | None = None,
 ) -> list[LessonOffer]:
-    """The offers a lesson priced ``price`` of ``asset`` is sold through.
+    """The offers that sell lessons priced ``prices`` (decimal strings) of
+    ``asset``, each lesson's price in the token's smallest unit.
 
-    An offer whose token cannot hold the price exactly (more decimal places
+    An offer settled by the site's own facilitator pays ``author_pay_to``
+    when given: the wallet of the author of a lesson sold on its own. An
+    offer settled elsewhere pays its configured payee, the only address
+    the operator knows that facilitator can pay.
+
+    An offer whose token cannot hold a price exactly (more decimal places
     than the token has) is left out and logged.
     """
-    if price is None:
+    if not prices:
         return []
     priced = []
     for offer in offers:
         if offer.token.symbol != asset:
             continue
         try:
-            amount = offer.token.units_from_text(price)
+            units = tuple(offer.token.units_from_text(price) for price in prices)
         except ValueError as error:
             logger.warning(
                 "Offer on %s cannot carry a price of %s %s: %s",
                 offer.network,
-                price,
+                " + ".join(prices),
                 asset,
                 error,
             )
             continue
-        priced.append(LessonOffer(offer=offer, amount=amount))
+        pay_to = offer.pay_to
+        if author_pay_to is not None and offer.facilitator_url is None:
+            pay_to = author_pay_to
+        priced.append(LessonOffer(offer=offer, prices=units, pay_to=pay_to))
     return priced
 
 

@@ -1,7 +1,9 @@
-"""Buying a gated lesson from its page, with the signed-in account's own
-wallet (payments/gate.py ``lesson_buy``)."""
+"""Buying a gated lesson from its page, or the lessons of a learning path
+from the path's page, with the signed-in account's own wallet
+(payments/gate.py ``lessons_buy``)."""
 
 import logging
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +14,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.reauth import recent_passkey_required
+from lessons.graph import LearningPath, learning_path
 from payments import gate, selectors
+from payments.models import Purchase
 from payments.resource_server import SaleUnavailable
 from payments.verification import Reason
 from payments.wallets import WalletKeyUnreadable
@@ -39,51 +43,109 @@ def lesson_buy(request: HttpRequest, slug: str) -> HttpResponse:
     resource = gate.lesson_resource(
         request, lesson=lesson, mime_type="application/json"
     )
-    try:
-        bought = gate.lesson_buy(
+    outcome = _buy(
+        request,
+        lambda: gate.lesson_buy(
             request, account=account, lesson=lesson, resource=resource
-        )
-    except gate.SaleRefused as refusal:
-        messages.error(request, _refusal_text(refusal))
-        return redirect(page)
-    except SaleUnavailable as error:
-        messages.error(request, f"Not bought: {error} Nothing was charged.")
-        return redirect(page)
-    except WalletKeyUnreadable:
-        # The encryption key changed or the row was altered: the operators'
-        # problem, not the learner's.
-        logger.exception("Account %s could not open its wallet", account.pk)
-        messages.error(
-            request,
-            "Not bought: your wallet cannot be opened right now; nothing was "
-            "charged. The site's operators have been told.",
-        )
-        return redirect(page)
-
-    purchase = bought.purchase
-    receipt = reverse(
-        "payments-api:purchase-receipt", kwargs={"transaction": purchase.transaction}
+        ),
     )
-    if bought.new:
+    if outcome is None:
+        return redirect(page)
+    if outcome.new:
         messages.success(
             request,
             format_html(
                 'You bought “{}” for {}. <a href="{}">Receipt</a>',
                 lesson.title,
                 lesson.price_display,
-                receipt,
+                _receipt_url(outcome.purchases[0]),
             ),
         )
     else:
+        owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
         messages.info(
             request,
             format_html(
                 'You already own “{}”; nothing was charged. <a href="{}">Receipt</a>',
                 lesson.title,
-                receipt,
+                _receipt_url(owned) if owned else "",
             ),
         )
     return redirect(page)
+
+
+@require_POST
+@recent_passkey_required
+def path_buy(request: HttpRequest, slug: str) -> HttpResponse:
+    """Buy, in one payment, every gated lesson of the learning path to the
+    lesson that the account does not own yet; back to the path page."""
+    lesson = selectors.lesson_find(slug=slug)
+    if lesson is None:
+        raise Http404(f"There is no lesson {slug!r}.")
+    account = request.user
+    if not isinstance(account, User):
+        raise TypeError("recent_passkey_required lets only accounts through.")
+    path = learning_path(lesson)
+    page = reverse("lessons:path", kwargs={"slug": lesson.slug})
+    outcome = _buy(
+        request,
+        lambda: gate.path_buy(
+            request,
+            account=account,
+            path=path,
+            resource=gate.path_resource(request, path=path),
+        ),
+    )
+    if outcome is None:
+        return redirect(page)
+    if not outcome.new:
+        messages.info(
+            request,
+            "You own every lesson of this path that is for sale; nothing was charged.",
+        )
+        return redirect(page)
+    bought = outcome.purchases
+    total = LearningPath(
+        lesson=lesson, steps=[purchase.lesson for purchase in bought]
+    ).totals_display
+    messages.success(
+        request,
+        format_html(
+            "You bought {} lesson{} of this path for {} in one payment. "
+            '<a href="{}">Receipt</a>',
+            len(bought),
+            "" if len(bought) == 1 else "s",
+            total,
+            _receipt_url(bought[0]),
+        ),
+    )
+    return redirect(page)
+
+
+def _buy(
+    request: HttpRequest, buy: Callable[[], gate.AccountPurchase]
+) -> gate.AccountPurchase | None:
+    """What ``buy`` bought, or None with a message saying why nothing was."""
+    try:
+        return buy()
+    except gate.SaleRefused as refusal:
+        messages.error(request, _refusal_text(refusal))
+    except SaleUnavailable as error:
+        messages.error(request, f"Not bought: {error} Nothing was charged.")
+    except WalletKeyUnreadable:
+        # The encryption key changed or the row was altered: the operators'
+        # problem, not the learner's.
+        logger.exception("Account %s could not open its wallet", request.user.pk)
+        messages.error(
+            request,
+            "Not bought: your wallet cannot be opened right now; nothing was "
+            "charged. The site's operators have been told.",
+        )
+    return None
+
+
+def _receipt_url(purchase: Purchase) -> str:
+    return reverse("payments:receipt", kwargs={"transaction": purchase.transaction})
 
 
 def _refusal_text(refusal: gate.SaleRefused) -> str:

@@ -1,4 +1,5 @@
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db.models import Count, Exists, Q, QuerySet
 
@@ -137,18 +138,38 @@ def _balance_findings() -> list[str]:
 
 
 def lesson_find(*, slug: str) -> Lesson | None:
-    return Lesson.objects.filter(slug=slug).first()
+    """The lesson, with its author's wallet, which its sales pay."""
+    return Lesson.objects.select_related("author__wallet").filter(slug=slug).first()
 
 
-def purchase_get(*, transaction: str) -> Purchase | None:
-    return (
+@dataclass(frozen=True)
+class Receipt:
+    """What one payment bought: a lesson, or the lessons of a path, each a
+    Purchase with its price."""
+
+    lines: list[Purchase]
+
+    @property
+    def first(self) -> Purchase:
+        return self.lines[0]
+
+    @property
+    def units(self) -> int:
+        return sum(line.units for line in self.lines)
+
+
+def receipt_find(*, transaction: str) -> Receipt | None:
+    lines = list(
         Purchase.objects.select_related("lesson")
         .filter(transaction=transaction)
-        .first()
+        .order_by("pk")
     )
+    return Receipt(lines) if lines else None
 
 
 def _purchase_findings() -> list[str]:
+    """Each settlement's purchases, one per lesson sold, against it: the
+    same payer and payee, and prices adding up to what moved."""
     # Purchases settled by other facilitators, in other tokens, are not in
     # this ledger.
     token = token_configured()
@@ -160,22 +181,27 @@ def _purchase_findings() -> list[str]:
             transaction__in=purchases.values("transaction"),
         )
     }
+    sold: defaultdict[str, list[Purchase]] = defaultdict(list)
+    for purchase in purchases.order_by("transaction", "pk").iterator():
+        sold[purchase.transaction].append(purchase)
+
     findings = []
-    for purchase in purchases.iterator():
-        transfer = settlements.get(purchase.transaction)
+    for transaction, lines in sold.items():
+        transfer = settlements.get(transaction)
+        lessons = ", ".join(str(line.lesson_id) for line in lines)
         if transfer is None:
             findings.append(
-                f"Purchase {purchase.transaction} of lesson {purchase.lesson_id} "
-                "has no settlement in the ledger."
+                f"Purchase {transaction} of lesson {lessons} has no settlement "
+                "in the ledger."
             )
-        elif (transfer.payer, transfer.payee, transfer.units) != (
-            purchase.payer,
-            purchase.payee,
-            purchase.units,
-        ):
+            continue
+        units = sum(line.units for line in lines)
+        parties = {(line.payer, line.payee) for line in lines}
+        if parties != {(transfer.payer, transfer.payee)} or units != transfer.units:
+            payer, payee = sorted(parties)[0]
             findings.append(
-                f"Purchase {purchase.transaction} records {purchase.units} from "
-                f"{purchase.payer} to {purchase.payee}; its settlement moved "
-                f"{transfer.units} from {transfer.payer} to {transfer.payee}."
+                f"Purchase {transaction} records {units} from {payer} to {payee}; "
+                f"its settlement moved {transfer.units} from {transfer.payer} to "
+                f"{transfer.payee}."
             )
     return findings

@@ -5,6 +5,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
@@ -239,67 +240,64 @@ def _settlement_record(payment: Payment) -> Transfer:
 
 def purchase_record(
     *,
-    lesson: Lesson,
+    lines: Sequence[tuple[Lesson, int]],
     transaction_id: str,
     payer: str,
     payee: str,
-    amount: int,
     asset: str,
     network: str,
     account: User | None = None,
-) -> Purchase:
-    """Record the sale of ``lesson`` settled in ``transaction_id``, once,
-    to ``account`` when an account bought it from the lesson page.
+) -> list[Purchase]:
+    """Record what was sold in ``transaction_id``: each lesson of ``lines``
+    with its price (in the asset's smallest unit), to ``account`` when the
+    buyer named one.
 
     Called right after the facilitator settled, in the settlement's
-    transaction when the site's own facilitator settled it. Recording the
-    same settlement again returns the first row: the transaction id is
-    unique, and an insert that conflicts with it reads the row back.
+    transaction when the site's own facilitator settled it. All the lines
+    are written, or none. Recording the same settlement again returns the
+    first rows: an insert that conflicts with them reads them back. Any
+    other conflict (the account owns one of the lessons already) raises
+    IntegrityError.
     """
-    purchase = Purchase(
-        transaction=transaction_id,
-        lesson=lesson,
-        payer=payer,
-        payee=payee,
-        amount=Decimal(amount),
-        asset=asset,
-        network=network,
-        account=account,
-    )
-    # The lesson and the account were read from the database just now.
-    purchase.full_clean(
-        exclude=["lesson", "account"], validate_unique=False, validate_constraints=False
-    )
+    purchases = [
+        Purchase(
+            transaction=transaction_id,
+            lesson=lesson,
+            payer=payer,
+            payee=payee,
+            amount=Decimal(amount),
+            asset=asset,
+            network=network,
+            account=account,
+        )
+        for lesson, amount in lines
+    ]
+    if not purchases:
+        raise ValueError(f"Transaction {transaction_id} records no lesson.")
+    for purchase in purchases:
+        # The lessons and the account were read from the database just now.
+        purchase.full_clean(
+            exclude=["lesson", "account"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     try:
         with transaction.atomic():
-            purchase.save()
+            Purchase.objects.bulk_create(purchases)
     except IntegrityError:
-        existing = Purchase.objects.filter(transaction=transaction_id).first()
-        if existing is None:
+        existing = list(Purchase.objects.filter(transaction=transaction_id))
+        if {row.lesson_id for row in existing} != {row.lesson_id for row in purchases}:
             raise
-        return _purchase_same(existing, lesson)
+        return existing
     logger.info(
-        "Lesson %s sold to %s for %s units of %s in transaction %s",
-        lesson.slug,
+        "%s sold to %s for %s units of %s in transaction %s",
+        ", ".join(lesson.slug for lesson, _ in lines),
         payer,
-        amount,
+        sum(amount for _, amount in lines),
         asset,
         transaction_id,
     )
-    return purchase
-
-
-def _purchase_same(purchase: Purchase, lesson: Lesson) -> Purchase:
-    if purchase.lesson_id != lesson.pk:
-        # One settlement paid for one lesson; a facilitator that reports a
-        # transaction id twice is answering wrongly.
-        logger.warning(
-            "Transaction %s was reported again for lesson %s; it paid for lesson %s",
-            purchase.transaction,
-            lesson.pk,
-            purchase.lesson_id,
-        )
-    return purchase
+    return purchases
 
 
 def database_holds_exactly(value: int, *, vendor: str) -> bool:

@@ -9,4 +9,5 @@ app_name = "purchases"
 
 urlpatterns = [
     path("lessons/<slug:slug>/buy", purchase_views.lesson_buy, name="buy"),
+    path("lessons/<slug:slug>/path/buy", purchase_views.path_buy, name="buy-path"),
 ]

@@ -32,7 +32,7 @@ class Reason(enum.StrEnum):
     tests/payments/test_verification.py checks that these strings stay equal
     to the package's. The strings are spelled out here because importing
     ``x402.mechanisms.evm`` imports web3, about a second at every start.
-    Those marked "ours" have no standard word; the last four are the
+    Those marked "ours" have no standard word; the last five are the
     resource server's (payments/gate.py), not the facilitator's.
     """
 
@@ -61,6 +61,7 @@ class Reason(enum.StrEnum):
     RESOURCE_MISMATCH = "resource_mismatch"  # ours
     AMBIGUOUS_PAYMENT = "ambiguous_payment"  # ours
     FACILITATOR_UNAVAILABLE = "facilitator_unavailable"  # ours
+    SALE_NOT_RECORDED = "sale_not_recorded"  # ours
 
 
 class PaymentRefused(ApplicationError):

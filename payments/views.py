@@ -45,23 +45,37 @@ def purchase_receipt_page(request: HttpRequest, transaction: str) -> HttpRespons
     random bytes, but a sale settled on a public chain has a public id. The
     page names addresses and a lesson, never an account, and is not cached.
     """
-    purchase = selectors.purchase_get(transaction=transaction)
-    if purchase is None:
+    receipt = selectors.receipt_find(transaction=transaction)
+    if receipt is None:
         raise ApplicationError(
             f"There is no purchase {transaction!r}.", status=HTTPStatus.NOT_FOUND
         )
-    amount = Amount(
-        network=purchase.network,
-        asset=purchase.asset,
-        units=purchase.units,
-        token=token_of(network=purchase.network, asset=purchase.asset),
-    )
+    purchase = receipt.first
+    token = token_of(network=purchase.network, asset=purchase.asset)
     return render(
         request,
         "payments/receipt.html",
         {
+            "receipt": receipt,
             "purchase": purchase,
-            "amount": amount,
+            "amount": Amount(
+                network=purchase.network,
+                asset=purchase.asset,
+                units=receipt.units,
+                token=token,
+            ),
+            "lines": [
+                (
+                    line,
+                    Amount(
+                        network=line.network,
+                        asset=line.asset,
+                        units=line.units,
+                        token=token,
+                    ),
+                )
+                for line in receipt.lines
+            ],
             "json_url": reverse(
                 "payments-api:purchase-receipt",
                 kwargs={"transaction": purchase.transaction},

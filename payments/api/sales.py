@@ -2,11 +2,14 @@
 
 ``GET /api/lessons/<slug>/content``: the body as JSON, Markdown or HTML by
 ``Accept``; free for a lesson that is not gated, sold through
-payments/gate.py for one that is. ``GET /api/purchases/<transaction>``: the
+payments/gate.py for one that is. ``GET /api/lessons/<slug>/path/bundle``:
+the bodies of every lesson of the learning path to it, as JSON, sold as one
+bundle. ``GET /api/purchases/<transaction>``: the
 receipt of one sale.
 """
 
 import json
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -15,9 +18,10 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from lessons.graph import learning_path
 from lessons.models import Lesson
 from payments import selectors
-from payments.gate import Resource, lesson_sell
+from payments.gate import Resource, lesson_sell, path_resource, path_sell
 from payments.offers import offers_configured
 
 # The first is the default, for a request without Accept or with */*.
@@ -61,6 +65,46 @@ def lesson_content(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+@require_http_methods(["GET", "HEAD"])
+def path_bundle(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every lesson of the learning path to a lesson, bodies included, as
+    JSON, sold as one bundle: one payment for the gated lessons the buyer's
+    account does not own yet. Free when none of them is for sale."""
+    lesson = selectors.lesson_find(slug=slug)
+    if lesson is None:
+        return JsonResponse({"detail": f"There is no lesson {slug!r}."}, status=404)
+    if request.get_preferred_type(["application/json"]) is None:
+        return JsonResponse(
+            {"detail": "The bundle is served as application/json."}, status=406
+        )
+    path = learning_path(lesson)
+
+    def render() -> HttpResponse:
+        document = {
+            "path": lesson.slug,
+            "title": f"Learning path to {lesson.title}",
+            "lessons": [_body_document(step) for step in _with_bodies(path.steps)],
+        }
+        return HttpResponse(
+            json.dumps(document, ensure_ascii=False),
+            content_type="application/json; charset=utf-8",
+        )
+
+    if any(step.gated for step in path.steps):
+        response = path_sell(
+            request,
+            path=path,
+            resource=path_resource(request, path=path),
+            render=render,
+        )
+    else:
+        response = render()
+    if request.method == "HEAD":
+        response["Content-Length"] = str(len(response.content))
+        response.content = b""
+    return response
+
+
 @require_safe
 @never_cache
 def purchase_receipt(request: HttpRequest, transaction: str) -> JsonResponse:
@@ -73,25 +117,34 @@ def purchase_receipt(request: HttpRequest, transaction: str) -> JsonResponse:
     public too. Receipts only their buyer may read come with purchases by
     signed-in accounts.
     """
-    purchase = selectors.purchase_get(transaction=transaction)
-    if purchase is None:
+    found = selectors.receipt_find(transaction=transaction)
+    if found is None:
         return JsonResponse(
             {"detail": f"There is no purchase {transaction!r}."}, status=404
         )
-    receipt = {
-        "transaction": purchase.transaction,
-        "lesson": {
-            "slug": purchase.lesson.slug,
-            "title": purchase.lesson.title,
-            "url": request.build_absolute_uri(purchase.lesson.get_absolute_url()),
-        },
-        "amount": str(purchase.units),
-        "price": _price_text(purchase.network, purchase.asset, purchase.units),
-        "asset": purchase.asset,
-        "network": purchase.network,
-        "payer": purchase.payer,
-        "payee": purchase.payee,
-        "created": purchase.created.isoformat(),
+    first = found.first
+    lessons = [
+        {
+            "slug": line.lesson.slug,
+            "title": line.lesson.title,
+            "url": request.build_absolute_uri(line.lesson.get_absolute_url()),
+            "amount": str(line.units),
+        }
+        for line in found.lines
+    ]
+    receipt: dict[str, Any] = {"transaction": first.transaction}
+    if len(lessons) == 1:
+        # A lesson bought on its own; a path's lessons are under "lessons".
+        receipt["lesson"] = {key: lessons[0][key] for key in ("slug", "title", "url")}
+    receipt |= {
+        "lessons": lessons,
+        "amount": str(found.units),
+        "price": _price_text(first.network, first.asset, found.units),
+        "asset": first.asset,
+        "network": first.network,
+        "payer": first.payer,
+        "payee": first.payee,
+        "created": first.created.isoformat(),
     }
     return JsonResponse(receipt)
 
@@ -110,17 +163,27 @@ def _body(lesson: Lesson, media_type: str) -> HttpResponse:
         response = HttpResponse(page, content_type="text/html; charset=utf-8")
         response["Content-Security-Policy"] = HTML_POLICY
         return response
-    document = {
+    return HttpResponse(
+        json.dumps(_body_document(lesson), ensure_ascii=False),
+        content_type="application/json; charset=utf-8",
+    )
+
+
+def _body_document(lesson: Lesson) -> dict[str, str]:
+    return {
         "slug": lesson.slug,
         "title": lesson.title,
         "content_sha256": lesson.body_sha256,
         "markdown": lesson.body,
         "html": lesson.body_html,
     }
-    return HttpResponse(
-        json.dumps(document, ensure_ascii=False),
-        content_type="application/json; charset=utf-8",
-    )
+
+
+def _with_bodies(lessons: list[Lesson]) -> list[Lesson]:
+    """``lessons`` in their order, bodies loaded: a path reads its steps
+    without them."""
+    full = Lesson.objects.in_bulk([lesson.pk for lesson in lessons])
+    return [full[lesson.pk] for lesson in lessons]
 
 
 def _price_text(network: str, asset: str, units: int) -> str | None:

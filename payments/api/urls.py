@@ -14,6 +14,11 @@ urlpatterns = [
         sales.lesson_content,
         name="lesson-content",
     ),
+    re_path(
+        r"^lessons/(?P<slug>[-a-zA-Z0-9_]+)/path/bundle/?$",
+        sales.path_bundle,
+        name="path-bundle",
+    ),
     path(
         "purchases/<str:transaction>",
         sales.purchase_receipt,

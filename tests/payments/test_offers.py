@@ -48,21 +48,47 @@ def test_lesson_is_offered_in_its_own_asset_only(settings):
     settings.X402_OFFERS = [{"scheme": "exact"}, EXTERNAL]
     offers = offers_configured()
 
-    in_ain = offers_for(asset="AIN", price="0.005", offers=offers)
-    in_usdc = offers_for(asset="USDC", price="1.25", offers=offers)
+    in_ain = offers_for(asset="AIN", prices=["0.005"], offers=offers)
+    in_usdc = offers_for(asset="USDC", prices=["1.25"], offers=offers)
 
     assert [(o.offer.token.symbol, o.amount) for o in in_ain] == [("AIN", 5 * 10**15)]
     assert [(o.offer.token.symbol, o.amount) for o in in_usdc] == [("USDC", 1_250_000)]
 
 
+def test_a_bundle_costs_the_sum_of_its_lessons_each_priced_exactly(settings):
+    offers = offers_for(
+        asset="AIN", prices=["0.005", "0.002"], offers=offers_configured()
+    )
+
+    assert [(o.prices, o.amount) for o in offers] == [
+        ((5 * 10**15, 2 * 10**15), 7 * 10**15)
+    ]
+
+
 def test_offer_that_cannot_hold_the_price_exactly_is_left_out(settings):
     settings.X402_OFFERS = [EXTERNAL]
 
-    assert offers_for(asset="USDC", price="0.0000001", offers=offers_configured()) == []
+    assert offers_for(asset="USDC", prices=["0.0000001"], offers=offers_configured()) == []
 
 
-def test_free_lesson_has_no_offer():
-    assert offers_for(asset="AIN", price=None, offers=offers_configured()) == []
+def test_nothing_to_sell_has_no_offer():
+    assert offers_for(asset="AIN", prices=[], offers=offers_configured()) == []
+
+
+def test_an_author_with_a_wallet_is_paid_through_the_sites_offers_only(settings):
+    settings.X402_OFFERS = [{"scheme": "exact"}, EXTERNAL]
+    author = "0x" + "ab" * 20
+
+    ain, usdc = [
+        offers_for(
+            asset=asset, prices=["1"], offers=offers_configured(), author_pay_to=author
+        )[0]
+        for asset in ("AIN", "USDC")
+    ]
+
+    assert ain.pay_to == author
+    # Another facilitator pays only the payee its operator configured.
+    assert usdc.pay_to == EXTERNAL["pay_to"] != author
 
 
 @pytest.mark.parametrize(

@@ -20,15 +20,14 @@ def settled(payment, requirements):
 
 def record(lesson, transfer, **changes):
     fields = {
-        "lesson": lesson,
         "transaction_id": transfer.transaction,
         "payer": transfer.payer,
         "payee": transfer.payee,
-        "amount": transfer.units,
         "asset": transfer.asset,
         "network": transfer.network,
     }
-    return purchase_record(**{**fields, **changes})
+    lines = [(lesson, changes.pop("amount", transfer.units))]
+    return purchase_record(lines=lines, **{**fields, **changes})[0]
 
 
 def test_a_sale_is_recorded_once_however_often_it_is_reported(lesson, settled):
