@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from config.errors import ApplicationError
 from lessons import caching, picture, selectors
+from lessons.graph import LearningPath
 from lessons.models import Tag
 from payments.models import Purchase
 
@@ -112,7 +113,20 @@ def relations(hood: selectors.Neighbourhood) -> list[tuple[str, list[object]]]:
 def lesson_path(request: HttpRequest, slug: str) -> HttpResponse:
     lesson = selectors.lesson_get(slug=slug)
     path = selectors.lesson_learning_path(lesson=lesson)
-    return render(request, "lessons/lesson_path.html", {"lesson": lesson, "path": path})
+    # Per visitor: which lessons of the path this account owns, and what the
+    # rest costs as one bundle.
+    owned = set(
+        Purchase.objects.of_account(request.user)
+        .filter(lesson__in=[step.pk for step in path.steps])
+        .values_list("lesson_id", flat=True)
+    )
+    unowned = [step for step in path.steps if step.gated and step.pk not in owned]
+    remaining = LearningPath(lesson=lesson, steps=unowned) if unowned else None
+    return render(
+        request,
+        "lessons/lesson_path.html",
+        {"lesson": lesson, "path": path, "owned": owned, "remaining": remaining},
+    )
 
 
 def topic_detail(request: HttpRequest, path: str) -> HttpResponse:

@@ -68,7 +68,9 @@ def test_a_bundle_costs_the_sum_of_its_lessons_each_priced_exactly(settings):
 def test_offer_that_cannot_hold_the_price_exactly_is_left_out(settings):
     settings.X402_OFFERS = [EXTERNAL]
 
-    assert offers_for(asset="USDC", prices=["0.0000001"], offers=offers_configured()) == []
+    assert (
+        offers_for(asset="USDC", prices=["0.0000001"], offers=offers_configured()) == []
+    )
 
 
 def test_nothing_to_sell_has_no_offer():
