@@ -273,6 +273,25 @@ LESSONS_PAGE_CACHE_SECONDS = int(os.environ.get("LESSONS_PAGE_CACHE_SECONDS", "6
 # The picture stays legible; the list under it names every neighbour.
 LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT = 40
 
+# Papers: metadata of cited arXiv papers, fetched with the arxiv package
+# (lessons/arxiv_client.py). Tests and operators may point ARXIV_API_URL
+# at a mirror speaking the same Atom API.
+ARXIV_API_URL = os.environ.get("ARXIV_API_URL", "https://export.arxiv.org/api/query")
+ARXIV_TIMEOUT_SECONDS = float(os.environ.get("ARXIV_TIMEOUT_SECONDS", "20"))
+# arXiv asks for at most one request every three seconds from the whole
+# site: every worker takes turns under one lock in the database.
+ARXIV_REQUEST_INTERVAL_SECONDS = float(
+    os.environ.get("ARXIV_REQUEST_INTERVAL_SECONDS", "3")
+)
+ARXIV_BATCH_SIZE = int(os.environ.get("ARXIV_BATCH_SIZE", "50"))
+# Answers 429, 502, 503 and 504 and timeouts are retried this many times,
+# after pauses doubling from ARXIV_BACKOFF_SECONDS (or Retry-After).
+ARXIV_RETRIES = int(os.environ.get("ARXIV_RETRIES", "3"))
+ARXIV_BACKOFF_SECONDS = float(os.environ.get("ARXIV_BACKOFF_SECONDS", "5"))
+ARXIV_BACKOFF_MAX_SECONDS = float(os.environ.get("ARXIV_BACKOFF_MAX_SECONDS", "60"))
+# Celery beat refreshes every paper this often (config/celery.py).
+PAPERS_REFRESH_SECONDS = int(os.environ.get("PAPERS_REFRESH_SECONDS", "86400"))
+
 # x402 payments. No public chain is reachable from here: the site's own
 # facilitator settles on a ledger in the database, on a local EVM chain id.
 X402_NETWORK = os.environ.get("X402_NETWORK", "eip155:31337")

@@ -36,8 +36,38 @@ def split_arxiv_id(value: str) -> tuple[str, int | None]:
     match = ARXIV_ID_RE.match(value)
     if match is None:
         raise ValidationError(f"{value!r} is not an arXiv identifier.")
-    version = match.group("version")
-    return match.group("base"), int(version) if version else None
+    base, version = match.group("base"), match.group("version")
+    problem = _arxiv_id_problem(base)
+    if problem is None and version is not None and int(version) == 0:
+        problem = "versions count from 1"
+    if problem:
+        raise ValidationError(f"{value!r} is not an arXiv identifier: {problem}.")
+    return base, int(version) if version else None
+
+
+def _arxiv_id_problem(base: str) -> str | None:
+    """What makes a base id of the right shape impossible, or None. New-style
+    ids began in April 2007 with four-digit numbers, five from January 2015;
+    old-style ids ran from August 1991 to March 2007."""
+    if "/" in base:
+        stamp = base.rsplit("/", 1)[1][:4]
+        year, month = int(stamp[:2]), int(stamp[2:])
+        full_year = 1900 + year if year >= 91 else 2000 + year
+        earliest, latest = (1991, 8), (2007, 3)
+    else:
+        stamp, number = base.split(".")
+        year, month = int(stamp[:2]), int(stamp[2:])
+        full_year = 2000 + year
+        earliest, latest = (2007, 4), (2099, 12)
+        digits = 5 if full_year >= 2015 else 4
+        if len(number) != digits:
+            return f"ids of {stamp} have {digits}-digit numbers"
+    if not 1 <= month <= 12:
+        return f"there is no month {month:02d}"
+    if not earliest <= (full_year, month) <= latest:
+        style = "old-style" if "/" in base else "new-style"
+        return f"no {style} ids are dated {stamp}"
+    return None
 
 
 class Topic(models.Model):
@@ -138,7 +168,10 @@ class Tag(models.Model):
 
 
 class Paper(models.Model):
-    """An arXiv paper. ``version`` is the newest version known to the site."""
+    """An arXiv paper. ``version`` is the newest version known to the site;
+    the metadata is that version's. ``versions`` keeps the title and date of
+    each version the site has seen, by number, so that a lesson citing an
+    older version can name what it cited."""
 
     arxiv_id = models.CharField("arXiv id", max_length=40, unique=True)
     version = models.PositiveIntegerField(null=True, blank=True)
@@ -152,13 +185,24 @@ class Paper(models.Model):
     comment = models.TextField(blank=True)
     journal_ref = models.CharField(max_length=500, blank=True)
     doi = models.CharField("DOI", max_length=200, blank=True)
-    fetched = models.DateTimeField(null=True, blank=True)
+    fetched = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: bundled metadata, never fetched."
+    )
+    versions = models.JSONField(default=dict, blank=True)
+    withdrawn = models.BooleanField(default=False)
+    # The last refresh that failed, when it came after the last success: the
+    # metadata above stays as it was.
+    refresh_failed = models.DateTimeField(null=True, blank=True)
+    refresh_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["arxiv_id"]
 
     def __str__(self) -> str:
         return f"arXiv:{self.arxiv_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("lessons:paper", kwargs={"arxiv_id": self.arxiv_id})
 
     def clean(self) -> None:
         _base, version = split_arxiv_id(self.arxiv_id)
@@ -180,6 +224,14 @@ class Paper(models.Model):
         if len(self.authors) > 3:
             return f"{self.authors[0]} et al."
         return ", ".join(self.authors)
+
+    def version_abs_url(self, version: int) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}v{version}"
+
+    def version_seen(self, version: int) -> dict[str, str]:
+        """Title and date (ISO 8601) of one version, as far as known."""
+        seen: dict[str, str] = self.versions.get(str(version), {})
+        return seen
 
 
 class LessonQuerySet(models.QuerySet["Lesson"]):
@@ -328,6 +380,9 @@ class Citation(models.Model):
     version = models.PositiveIntegerField(
         null=True, blank=True, help_text="Empty: the newest version when cited."
     )
+    # For a citation without a version: the newest version the site knew
+    # when it first saw the citation, recorded so that later versions show.
+    version_seen = models.PositiveIntegerField(null=True, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -338,6 +393,26 @@ class Citation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lesson.slug} cites {self.paper.arxiv_id}"
+
+    @property
+    def cited_version(self) -> int | None:
+        return self.version or self.version_seen
+
+    @property
+    def newer_version(self) -> int | None:
+        """The paper's newest version when it is newer than the one cited."""
+        cited, newest = self.cited_version, self.paper.version
+        if cited is not None and newest is not None and newest > cited:
+            return newest
+        return None
+
+    @property
+    def cited_title(self) -> str:
+        """The title of the version cited, when it differs from the newest."""
+        if self.cited_version is None or self.newer_version is None:
+            return ""
+        title = self.paper.version_seen(self.cited_version).get("title", "")
+        return title if title != self.paper.title else ""
 
 
 class Edge(models.Model):
@@ -407,6 +482,17 @@ class Edge(models.Model):
             )
             if cycle:
                 raise ValidationError(describe_cycle(cycle))
+
+
+class ArxivTurn(models.Model):
+    """When the next request to arXiv may start, as seconds since the epoch.
+    One row, locked by every worker that asks arXiv anything
+    (``lessons.arxiv_client``)."""
+
+    next_at = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"next arXiv request at {self.next_at}"
 
 
 class ContentVersion(models.Model):

@@ -1,6 +1,9 @@
 import enum
 import itertools
 import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -8,8 +11,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from lessons.arxiv_client import (
+    ArxivId,
+    ArxivUnavailable,
+    FetchResult,
+    PaperRecord,
+    arxiv_id_parse,
+    papers_fetch,
+)
 from lessons.graph import describe_cycle, prerequisite_cycle
 from lessons.importing import ImportProblem, LessonDraft
 from lessons.models import (
@@ -195,7 +207,12 @@ def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> Non
         # until then the citation shows its id.
         paper, _ = Paper.objects.get_or_create(arxiv_id=arxiv_id)
         Citation.objects.create(
-            lesson=lesson, paper=paper, version=version, position=position
+            lesson=lesson,
+            paper=paper,
+            version=version,
+            # Without a version: the newest one known now, when known.
+            version_seen=paper.version if version is None else None,
+            position=position,
         )
 
 
@@ -321,3 +338,174 @@ def lesson_rerender(*, lesson_id: int) -> bool:
     if changed:
         logger.info("Lesson %s re-rendered", lesson.slug)
     return changed
+
+
+# Papers ---------------------------------------------------------------------
+
+# arXiv has no withdrawn flag: a withdrawal is a new version whose comment
+# or abstract says so.
+WITHDRAWN_RE = re.compile(
+    r"\b(?:has|have|was|been) (?:been )?withdrawn\b|^\s*withdrawn\b", re.IGNORECASE
+)
+
+
+@dataclass
+class PapersRefresh:
+    """What a refresh did, by arXiv id (with a version where one was
+    asked for)."""
+
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unavailable: list[str] = field(default_factory=list)
+
+
+def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
+    """Fetch papers from arXiv and store what it says, keeping the metadata
+    the site has when arXiv cannot be asked.
+
+    1. Check every id; ``ArxivIdError`` before any request if one is bad.
+       Without ids, every paper the site holds.
+    2. Fetch the newest version of each paper.
+    3. Fetch the older versions asked for, and those lessons cite, whose
+       title and date the site has not seen yet.
+    4. Store each paper found. Mark each paper arXiv did not know or could
+       not be asked about with the time and the reason.
+    """
+    if arxiv_ids is None:
+        asked = [
+            ArxivId(base) for base in Paper.objects.values_list("arxiv_id", flat=True)
+        ]
+    else:
+        asked = [arxiv_id_parse(value) for value in arxiv_ids]
+    bases = list(dict.fromkeys(ArxivId(arxiv_id.base) for arxiv_id in asked))
+    newest = papers_fetch(bases)
+    older = papers_fetch(_older_versions_wanted(asked, newest))
+
+    report = PapersRefresh()
+    fetched = timezone.now()
+    for base in bases:
+        record = newest.found.get(base)
+        if record is None:
+            continue
+        versions = [
+            found
+            for arxiv_id, found in older.found.items()
+            if arxiv_id.base == base.base
+        ]
+        outcome = paper_refresh_store(record=record, older=versions, fetched=fetched)
+        if outcome == Outcome.UNCHANGED:
+            report.unchanged.append(base.base)
+        else:
+            report.updated.append(base.base)
+    for arxiv_id in [*newest.unknown, *older.unknown]:
+        report.unknown.append(str(arxiv_id))
+    for arxiv_id, error in [*newest.failed.items(), *older.failed.items()]:
+        report.failed[str(arxiv_id)] = str(error)
+        if isinstance(error, ArxivUnavailable):
+            report.unavailable.append(str(arxiv_id))
+
+    problems = {str(i): "arXiv does not know this id." for i in newest.unknown}
+    problems.update({str(i): str(e) for i, e in newest.failed.items()})
+    paper_refresh_failed(problems=problems, when=fetched)
+    logger.info(
+        "Papers refreshed: %d updated, %d unchanged, %d unknown, %d failed",
+        len(report.updated),
+        len(report.unchanged),
+        len(report.unknown),
+        len(report.failed),
+    )
+    return report
+
+
+def _older_versions_wanted(asked: list[ArxivId], newest: FetchResult) -> list[ArxivId]:
+    """Versions asked for or cited, older than the newest, not yet seen."""
+    found = {arxiv_id.base: record for arxiv_id, record in newest.found.items()}
+    wanted = {arxiv_id for arxiv_id in asked if arxiv_id.version is not None}
+    citations = Citation.objects.filter(paper__arxiv_id__in=found).select_related(
+        "paper"
+    )
+    for citation in citations:
+        version = citation.cited_version
+        if version is not None and str(version) not in citation.paper.versions:
+            wanted.add(ArxivId(citation.paper.arxiv_id, version))
+    return sorted(
+        (
+            arxiv_id
+            for arxiv_id in wanted
+            if arxiv_id.base in found
+            and arxiv_id.version != found[arxiv_id.base].version
+        ),
+        key=str,
+    )
+
+
+def paper_refresh_store(
+    *, record: PaperRecord, older: Sequence[PaperRecord], fetched: datetime
+) -> Outcome:
+    """Store the newest version of a paper as fetched from arXiv, with the
+    title and date of any older versions fetched with it. Citations without
+    a version record the newest version they are seen with."""
+    with transaction.atomic():
+        paper = Paper.objects.select_for_update().filter(arxiv_id=record.base).first()
+        created = paper is None
+        paper = paper or Paper(arxiv_id=record.base)
+        metadata = {
+            "version": record.version,
+            "title": record.title,
+            "authors": record.authors,
+            "abstract": record.abstract,
+            "published": record.published,
+            "updated": record.updated,
+            "primary_category": record.primary_category,
+            "categories": record.categories,
+            "comment": record.comment,
+            "journal_ref": record.journal_ref,
+            "doi": record.doi,
+            "withdrawn": bool(
+                WITHDRAWN_RE.search(record.comment)
+                or WITHDRAWN_RE.search(record.abstract)
+            ),
+        }
+        changed = created or any(
+            getattr(paper, name) != value for name, value in metadata.items()
+        )
+        for name, value in metadata.items():
+            setattr(paper, name, value)
+        paper.versions = {
+            **paper.versions,
+            **{
+                str(seen.version): {
+                    "title": seen.title,
+                    "date": seen.updated.isoformat(),
+                }
+                for seen in [*older, record]
+            },
+        }
+        paper.fetched = fetched
+        paper.refresh_failed = None
+        paper.refresh_error = ""
+        paper.full_clean()
+        paper.save()
+        Citation.objects.filter(
+            paper=paper, version__isnull=True, version_seen__isnull=True
+        ).update(version_seen=record.version)
+    if changed:
+        logger.info("Paper %s updated to v%d from arXiv", record.base, record.version)
+    return (
+        Outcome.CREATED
+        if created
+        else Outcome.UPDATED
+        if changed
+        else Outcome.UNCHANGED
+    )
+
+
+def paper_refresh_failed(*, problems: dict[str, str], when: datetime) -> None:
+    """Note on each paper held that its refresh failed, and why; its
+    metadata stays as it was."""
+    for paper in Paper.objects.filter(arxiv_id__in=problems):
+        paper.refresh_failed = when
+        paper.refresh_error = problems[paper.arxiv_id][:300]
+        paper.save(update_fields=["refresh_failed", "refresh_error"])

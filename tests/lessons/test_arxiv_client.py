@@ -1,0 +1,203 @@
+"""The edge to arXiv, against a local server speaking its Atom API."""
+
+import time
+
+import pytest
+
+from lessons.arxiv_client import (
+    ArxivBadFeed,
+    ArxivId,
+    ArxivIdError,
+    ArxivRefused,
+    ArxivUnavailable,
+    arxiv_id_parse,
+    papers_fetch,
+)
+from tests.lessons.arxiv_server import Answer, Version, error_feed
+
+pytestmark = pytest.mark.django_db
+
+FIRST = Version(title="Threat modelling pipelines", date="2025-06-06T19:06:59Z")
+SECOND = Version(title="Threat modelling CI/CD pipelines", date="2025-07-01T08:00:00Z")
+
+
+@pytest.fixture
+def server(arxiv_server):
+    arxiv_server.add("2506.06478", FIRST, SECOND)
+    arxiv_server.add("2511.05720", FIRST)
+    arxiv_server.add(
+        "hep-th/9901001", Version(title="Strings", date="1999-01-04T00:00:00Z")
+    )
+    return arxiv_server
+
+
+def test_a_batch_of_known_ids_is_fetched_in_one_request(server):
+    result = papers_fetch(["2506.06478", "2511.05720", "hep-th/9901001"])
+
+    assert [seen.ids for seen in server.requests] == [
+        ["2506.06478", "2511.05720", "hep-th/9901001"]
+    ]
+    assert {str(i): r.title for i, r in result.found.items()} == {
+        "2506.06478": SECOND.title,
+        "2511.05720": FIRST.title,
+        "hep-th/9901001": "Strings",
+    }
+    assert result.unknown == [] and result.failed == {}
+
+
+def test_ids_beyond_the_batch_size_go_in_further_requests(server, settings):
+    settings.ARXIV_BATCH_SIZE = 2
+
+    result = papers_fetch(["2506.06478", "2511.05720", "hep-th/9901001"])
+
+    assert [len(seen.ids) for seen in server.requests] == [2, 1]
+    assert len(result.found) == 3
+
+
+def test_an_id_without_version_gets_the_newest_with_its_number(server):
+    record = papers_fetch(["2506.06478"]).found[ArxivId("2506.06478")]
+
+    assert (record.base, record.version) == ("2506.06478", 2)
+    assert record.published.isoformat() == "2025-06-06T19:06:59+00:00"
+    assert record.updated.isoformat() == "2025-07-01T08:00:00+00:00"
+
+
+def test_an_explicit_version_gets_that_version(server):
+    record = papers_fetch(["2506.06478v1"]).found[ArxivId("2506.06478", 1)]
+
+    assert record.version == 1
+    assert record.title == FIRST.title
+
+
+def test_a_title_changed_between_versions_comes_back_per_version(server):
+    result = papers_fetch(["2506.06478v1", "2506.06478"])
+
+    assert result.found[ArxivId("2506.06478", 1)].title == FIRST.title
+    assert result.found[ArxivId("2506.06478")].title == SECOND.title
+    assert len(server.requests) == 1
+
+
+def test_an_unknown_id_is_reported_not_dropped(server):
+    result = papers_fetch(["2506.06478", "2501.00001", "2506.06478v7"])
+
+    assert [str(i) for i in result.unknown] == ["2501.00001", "2506.06478v7"]
+    assert list(result.found) == [ArxivId("2506.06478")]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2506.0647",  # a four-digit number after 2015
+        "0704.00001",  # a five-digit number before 2015
+        "2513.00001",  # month 13
+        "0703.0001",  # new-style ids began in April 2007
+        "hep-th/0704001",  # old-style ids ended in March 2007
+        "2506.06478v0",
+        "../../etc/passwd",
+        "2506.06478,2511.05720",
+        "",
+    ],
+)
+def test_a_malformed_id_is_refused_before_any_request(server, value):
+    with pytest.raises(ArxivIdError, match="is not an arXiv identifier"):
+        papers_fetch(["2506.06478", value])
+
+    assert server.requests == []
+
+
+def test_old_style_ids_keep_base_and_version_apart():
+    assert arxiv_id_parse("hep-th/9901001v2") == ArxivId("hep-th/9901001", 2)
+    assert arxiv_id_parse("math.GT/0309136") == ArxivId("math.GT/0309136")
+
+
+def test_a_429_is_retried_after_a_pause(server):
+    server.queued = [Answer(429, b"Rate exceeded.", "text/plain")]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 2
+    assert result.found[ArxivId("2506.06478")].title == SECOND.title
+
+
+def test_a_retry_after_header_sets_the_pause(server, settings):
+    server.queued = [Answer(503, b"", "text/plain", {"Retry-After": "1"})]
+
+    started = time.monotonic()
+    papers_fetch(["2506.06478"])
+
+    assert time.monotonic() - started >= 1
+    assert len(server.requests) == 2
+
+
+def test_503_until_the_retries_run_out_fails_the_batch(server, settings):
+    settings.ARXIV_RETRIES = 2
+    server.always = Answer(503, b"Service Unavailable", "text/plain")
+
+    result = papers_fetch(["2506.06478", "2511.05720"])
+
+    assert len(server.requests) == 3
+    assert result.found == {}
+    assert set(result.failed) == {ArxivId("2506.06478"), ArxivId("2511.05720")}
+    assert all(isinstance(e, ArxivUnavailable) for e in result.failed.values())
+
+
+def test_once_arxiv_is_unavailable_later_batches_are_not_tried(server, settings):
+    settings.ARXIV_RETRIES = 1
+    settings.ARXIV_BATCH_SIZE = 1
+    server.always = Answer(503, b"", "text/plain")
+
+    result = papers_fetch(["2506.06478", "2511.05720"])
+
+    assert len(server.requests) == 2  # the first batch and its one retry
+    assert len(result.failed) == 2
+
+
+def test_a_bad_request_is_not_retried(server):
+    server.queued = [Answer(400, error_feed("2506.06478"))]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 1
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivRefused) and error.status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Service temporarily unavailable",
+        b"<html><body><h1>Maintenance</h1></body></html>",
+        b'<?xml version="1.0"?><error>quota</error>',
+        b"",
+    ],
+)
+def test_a_feed_that_is_not_xml_is_reported(server, body):
+    server.queued = [Answer(200, body, "text/html")]
+
+    result = papers_fetch(["2506.06478"])
+
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivBadFeed)
+    assert result.found == {} and result.unknown == []
+
+
+def test_a_server_that_does_not_answer_times_out(server, settings):
+    settings.ARXIV_TIMEOUT_SECONDS = 0.3
+    settings.ARXIV_RETRIES = 1
+    server.hang_seconds = 3
+
+    started = time.monotonic()
+    result = papers_fetch(["2506.06478"])
+
+    assert time.monotonic() - started < 2
+    assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)
+    assert len(server.requests) == 2
+
+
+def test_nothing_listening_is_unavailable(settings):
+    settings.ARXIV_API_URL = "http://127.0.0.1:9/api/query"
+    settings.ARXIV_RETRIES = 0
+
+    result = papers_fetch(["2506.06478"])
+
+    assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)

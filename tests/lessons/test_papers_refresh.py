@@ -1,0 +1,182 @@
+"""Refreshing papers from arXiv: the service and ``refresh_papers``,
+against the local arXiv server."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from lessons.models import Citation, Paper
+from lessons.services import papers_refresh
+from tests.lessons.arxiv_server import Answer, Version
+from tests.lessons.factories import LessonFactory
+
+pytestmark = pytest.mark.django_db
+
+OLD = Version(title="Remote builds with Jenkins", date="2025-11-07T10:00:00Z")
+NEW = Version(title="Remote container builds with Jenkins", date="2025-12-01T09:30:00Z")
+
+
+def cite(lesson, paper: Paper, version: int | None = None) -> Citation:
+    return Citation.objects.create(lesson=lesson, paper=paper, version=version)
+
+
+@pytest.fixture
+def bundled():
+    call_command("load_bundled", stdout=StringIO())
+
+
+@pytest.fixture
+def server(arxiv_server):
+    """arXiv as the bundled papers have it, one of them since revised."""
+    arxiv_server.add(
+        "2506.06478",
+        Version(title="STRIDE for CI/CD pipelines", date="2025-06-06T19:06:59Z"),
+    )
+    arxiv_server.add("2511.05720", OLD, OLD, NEW)
+    arxiv_server.add("2507.17852", Version(title="Tippy", date="2025-07-23T12:00:00Z"))
+    return arxiv_server
+
+
+def test_refresh_papers_updates_the_bundled_papers(bundled, server):
+    out = StringIO()
+
+    call_command("refresh_papers", stdout=out)
+
+    assert "Papers: 3 updated, 0 unchanged, 0 unknown, 0 failed" in out.getvalue()
+    revised = Paper.objects.get(arxiv_id="2511.05720")
+    assert (revised.version, revised.title) == (3, NEW.title)
+    assert revised.published.isoformat() == "2025-11-07T10:00:00+00:00"
+    assert revised.primary_category == "cs.SE"
+    assert all(paper.fetched for paper in Paper.objects.all())
+
+
+def test_a_lesson_citing_without_version_keeps_the_version_it_was_written_against(
+    bundled, server
+):
+    papers_refresh()
+
+    citation = Citation.objects.get(
+        lesson__slug="docker-socket-and-dind-risks", paper__arxiv_id="2511.05720"
+    )
+    assert citation.version is None
+    assert citation.cited_version == 2  # the bundled metadata's version
+    assert citation.newer_version == 3
+
+
+def test_older_cited_versions_are_fetched_once_for_their_titles(bundled, server):
+    papers_refresh()
+    asked = [seen.ids for seen in server.requests]
+    papers_refresh()
+
+    assert asked[-1] == ["2511.05720v2"]
+    assert Paper.objects.get(arxiv_id="2511.05720").versions["2"] == {
+        "title": OLD.title,
+        "date": "2025-11-07T10:00:00+00:00",
+    }
+    assert len(server.requests) == len(asked) + 1  # no second look at v2
+
+
+def test_a_paper_whose_title_changed_names_the_title_cited(server):
+    paper = Paper.objects.create(arxiv_id="2511.05720")
+    lesson = LessonFactory()
+    cite(lesson, paper, version=1)
+
+    papers_refresh(arxiv_ids=["2511.05720"])
+
+    citation = Citation.objects.select_related("paper").get()
+    assert citation.paper.title == NEW.title
+    assert citation.newer_version == 3
+    assert citation.cited_title == OLD.title
+
+
+def test_an_id_without_version_records_the_version_seen(server):
+    lesson = LessonFactory()
+    cite(lesson, Paper.objects.create(arxiv_id="2511.05720"))
+
+    papers_refresh(arxiv_ids=["2511.05720"])
+
+    citation = Citation.objects.get()
+    assert (citation.version, citation.version_seen) == (None, 3)
+    assert citation.newer_version is None
+
+
+def test_refresh_papers_with_a_version_keeps_the_newest_and_learns_that_version(
+    server,
+):
+    call_command("refresh_papers", "2511.05720v1", stdout=StringIO())
+
+    paper = Paper.objects.get(arxiv_id="2511.05720")
+    assert paper.version == 3
+    assert paper.versions["1"]["title"] == OLD.title
+
+
+def test_an_unknown_id_is_reported_and_marked(bundled, server):
+    server.papers.pop("2507.17852")
+    err = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("refresh_papers", stdout=StringIO(), stderr=err)
+
+    assert "2507.17852: arXiv does not know this id" in err.getvalue()
+    paper = Paper.objects.get(arxiv_id="2507.17852")
+    assert paper.refresh_error == "arXiv does not know this id."
+    assert paper.title.startswith("Technical Implementation of Tippy")
+
+
+def test_a_malformed_id_is_refused_before_any_request(server):
+    with pytest.raises(CommandError, match=r"'2506\.0647' is not an arXiv identifier"):
+        call_command("refresh_papers", "2511.05720", "2506.0647", stdout=StringIO())
+
+    assert server.requests == []
+
+
+def test_when_arxiv_stays_down_the_last_metadata_stays(bundled, server, settings):
+    settings.ARXIV_RETRIES = 2
+    server.always = Answer(503, b"Service Unavailable", "text/plain")
+    before = {p.arxiv_id: (p.title, p.version) for p in Paper.objects.all()}
+
+    report = papers_refresh()
+
+    assert len(server.requests) == 3
+    assert sorted(report.unavailable) == sorted(before)
+    assert {p.arxiv_id: (p.title, p.version) for p in Paper.objects.all()} == before
+    paper = Paper.objects.get(arxiv_id="2506.06478")
+    assert paper.refresh_failed is not None
+    assert "unavailable" in paper.refresh_error
+
+
+def test_a_success_after_a_failure_clears_the_failure(bundled, server):
+    server.queued = [Answer(200, b"<html>maintenance</html>", "text/html")]
+    papers_refresh(arxiv_ids=["2506.06478"])
+    assert "not an Atom feed" in Paper.objects.get(arxiv_id="2506.06478").refresh_error
+
+    papers_refresh(arxiv_ids=["2506.06478"])
+
+    paper = Paper.objects.get(arxiv_id="2506.06478")
+    assert (paper.refresh_failed, paper.refresh_error) == (None, "")
+
+
+def test_a_withdrawn_paper_is_marked_withdrawn(server):
+    server.add(
+        "2507.17852",
+        Version(title="Tippy", date="2025-07-23T12:00:00Z"),
+        Version(
+            title="Tippy",
+            date="2025-09-02T12:00:00Z",
+            comment="This paper has been withdrawn by the authors.",
+        ),
+    )
+
+    papers_refresh(arxiv_ids=["2507.17852"])
+
+    assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is True
+
+
+def test_refreshing_unchanged_papers_reports_them_unchanged(bundled, server):
+    papers_refresh()
+
+    report = papers_refresh()
+
+    assert report.updated == []
+    assert sorted(report.unchanged) == ["2506.06478", "2507.17852", "2511.05720"]
