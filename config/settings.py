@@ -333,3 +333,58 @@ WALLET_ENCRYPTION_KEY = os.environ.get("WALLET_ENCRYPTION_KEY", "")
 # Funded from the mint into each new account's wallet, in AIN; never in
 # production, where wallets start empty.
 WALLET_STARTING_BALANCE = os.environ.get("WALLET_STARTING_BALANCE", "1")
+
+# Deployments (deployments/): running a lesson's worked example for real.
+# Only the Celery worker talks to the Docker engine, buildah and the
+# registry; web processes never do.
+DEPLOYMENTS_DIR = Path(os.environ.get("DEPLOYMENTS_DIR", DATA_DIR / "deployments"))
+# The private registry the examples are pushed to (host:port, plain HTTP on
+# 127.0.0.1, bcrypt htpasswd); `manage.py registry start` serves it.
+DEPLOYMENTS_REGISTRY = os.environ.get("DEPLOYMENTS_REGISTRY", "127.0.0.1:5000")
+DEPLOYMENTS_REGISTRY_USERNAME = os.environ.get(
+    "DEPLOYMENTS_REGISTRY_USERNAME", "lessongraph"
+)
+# Empty: derived from SECRET_KEY, in development only.
+DEPLOYMENTS_REGISTRY_PASSWORD = os.environ.get("DEPLOYMENTS_REGISTRY_PASSWORD", "")
+# Registries a deployment may pull from; anything else is refused.
+DEPLOYMENTS_ALLOWED_REGISTRIES = env_list(
+    "DEPLOYMENTS_ALLOWED_REGISTRIES", [DEPLOYMENTS_REGISTRY]
+)
+# Engines a run may target: "name=DOCKER_HOST" pairs; an empty address is
+# the local socket. TLS for tcp:// comes from DOCKER_CERT_PATH.
+DEPLOYMENTS_TARGETS = {
+    name.strip(): host.strip()
+    for name, _, host in (
+        item.partition("=") for item in env_list("DEPLOYMENTS_TARGETS", ["local="])
+    )
+}
+# Seals example secrets at rest: 32 random bytes in URL-safe base64. Empty:
+# derived from SECRET_KEY, in development only.
+DEPLOYMENTS_SECRETS_KEY = os.environ.get("DEPLOYMENTS_SECRETS_KEY", "")
+# The Ed25519 key that signs provenance: a 32-byte seed in URL-safe base64.
+# Empty: a key file made under DEPLOYMENTS_DIR, in development only.
+DEPLOYMENTS_SIGNING_KEY = os.environ.get("DEPLOYMENTS_SIGNING_KEY", "")
+DEPLOYMENTS_BASE_IMAGE = f"{DEPLOYMENTS_REGISTRY}/lessongraph/base:busybox"
+DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS = int(
+    os.environ.get("DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS", "60")
+)
+DEPLOYMENTS_BUILD_TIMEOUT_SECONDS = int(
+    os.environ.get("DEPLOYMENTS_BUILD_TIMEOUT_SECONDS", "300")
+)
+DEPLOYMENTS_REGISTRY_TIMEOUT_SECONDS = 10
+DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = int(
+    os.environ.get("DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS", "30")
+)
+# A running run whose worker has not reported for this long is failed and
+# cleaned up by the reconciliation.
+DEPLOYMENTS_RUN_STALE_SECONDS = int(
+    os.environ.get("DEPLOYMENTS_RUN_STALE_SECONDS", "120")
+)
+DEPLOYMENTS_RUN_TIME_LIMIT_SECONDS = 900
+CELERY_BEAT_SCHEDULE = {
+    "deployments-runs-reconcile": {
+        "task": "deployments.tasks.runs_reconcile",
+        "schedule": 60.0,
+    },
+}
+DEPLOYMENTS_EXAMPLES_DIR = BASE_DIR / "deployments" / "examples"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install and start the system parts the test suite needs, when missing:
-# PostgreSQL and Redis on 127.0.0.1, and Chromium for the browser tests.
-# Safe to run again and again.
+# PostgreSQL and Redis on 127.0.0.1, Chromium for the browser tests, and
+# for deployments the Docker engine, the registry, buildah, htpasswd and
+# busybox-static (the base image's root filesystem). Safe to run again and
+# again.
 set -euo pipefail
 
 say() { printf 'provision: %s\n' "$*"; }
@@ -11,7 +13,12 @@ if ! command -v apt-get >/dev/null 2>&1; then
   command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 || missing+=("PostgreSQL 15+ listening on 127.0.0.1:5432 with a 'postgres' role")
   command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || missing+=("Redis 7 listening on 127.0.0.1:6379")
   [ -x /usr/bin/chromium ] || missing+=("Chromium at /usr/bin/chromium (or set CHROMIUM to its path)")
-  if [ ${#missing[@]} -eq 0 ]; then say "PostgreSQL and Redis answer"; exit 0; fi
+  curl -fsS --max-time 5 --unix-socket /var/run/docker.sock http://engine/_ping >/dev/null 2>&1 || missing+=("the Docker engine answering on /var/run/docker.sock")
+  for tool in buildah docker-registry htpasswd; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool on PATH")
+  done
+  [ -x /bin/busybox ] || missing+=("a static busybox at /bin/busybox")
+  if [ ${#missing[@]} -eq 0 ]; then say "PostgreSQL, Redis and the Docker engine answer"; exit 0; fi
   say "this is not a Debian-like system; install and start these yourself:"
   for item in "${missing[@]}"; do say "  - $item"; done
   exit 1
@@ -63,4 +70,28 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   apt_install chromium
 fi
 
-say "PostgreSQL and Redis answer on 127.0.0.1; Chromium is at ${CHROMIUM:-/usr/bin/chromium}"
+# Deployments: the Docker engine, the CNCF registry, buildah, htpasswd
+# (bcrypt) and a static busybox for the locally made base image. There is
+# no systemd here, so dockerd is started in the background by hand.
+# Debian's docker.io ships its own client; one already on PATH still works.
+deployment_packages=()
+command -v dockerd >/dev/null 2>&1 || deployment_packages+=(docker.io)
+command -v docker-registry >/dev/null 2>&1 || deployment_packages+=(docker-registry)
+command -v buildah >/dev/null 2>&1 || deployment_packages+=(buildah)
+command -v htpasswd >/dev/null 2>&1 || deployment_packages+=(apache2-utils)
+[ -x /bin/busybox ] || deployment_packages+=(busybox-static)
+command -v curl >/dev/null 2>&1 || deployment_packages+=(curl)
+if [ ${#deployment_packages[@]} -gt 0 ]; then
+  say "installing ${deployment_packages[*]}"
+  apt_install "${deployment_packages[@]}"
+fi
+docker_answers() { curl -fsS --max-time 5 --unix-socket /var/run/docker.sock http://engine/_ping >/dev/null 2>&1; }
+if ! docker_answers; then
+  say "starting the Docker engine"
+  as_root mkdir -p /var/log/docker
+  as_root sh -c 'nohup dockerd >/var/log/docker/dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker_answers && break; sleep 1; done
+fi
+docker_answers || { say "the Docker engine does not answer on /var/run/docker.sock (see /var/log/docker/dockerd.log)"; exit 1; }
+
+say "PostgreSQL and Redis answer on 127.0.0.1; Chromium is at ${CHROMIUM:-/usr/bin/chromium}; the Docker engine answers"

@@ -1,0 +1,188 @@
+"""Worked examples: a build context and a manifest, kept beside the lesson
+they belong to under ``DEPLOYMENTS_EXAMPLES_DIR/<lesson slug>/``.
+
+``manifest.yaml`` names the port, the health path, the secrets needed at
+build time and at run time, the resources asked for, and optionally extra
+container options under ``run`` (which the policy then judges).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+
+from deployments.engine import ContainerSpec
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MEMORY = re.compile(r"^[1-9][0-9]{0,4}[km]$")
+RUN_OPTIONS = {
+    "volumes": "binds",
+    "privileged": "privileged",
+    "cap_add": "cap_add",
+    "network_mode": "network_mode",
+    "pid_mode": "pid_mode",
+    "ipc_mode": "ipc_mode",
+    "uts_mode": "uts_mode",
+    "devices": "devices",
+    "security_opt": "security_opt",
+    "environment": "environment",
+    "ports": "port_bindings",
+}
+KEYS = {
+    "title", "port", "health_path", "proof_path", "build_secrets", "run_secrets",
+    "resources", "user", "run",
+}  # fmt: skip
+
+
+class ExampleInvalid(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Example:
+    slug: str
+    title: str
+    folder: Path
+    port: int
+    health_path: str
+    proof_path: str
+    build_secrets: tuple[str, ...]
+    run_secrets: tuple[str, ...]
+    memory: str
+    cpus: float
+    pids: int
+    user: str
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def context(self) -> Path:
+        return self.folder / "context"
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return self.build_secrets + self.run_secrets
+
+    def source_hash(self) -> str:
+        """SHA-256 over the manifest and every context file, names
+        included, in a stable order."""
+        digest = hashlib.sha256()
+        for path in sorted([self.folder / "manifest.yaml", *self.context.rglob("*")]):
+            if path.is_file():
+                digest.update(str(path.relative_to(self.folder)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def container_spec(self, *, image: str, name: str) -> ContainerSpec:
+        spec = ContainerSpec(
+            image=image,
+            name=name,
+            port=self.port,
+            user=self.user,
+            memory=self.memory,
+            cpus=self.cpus,
+            pids=self.pids,
+            health_command=[
+                "wget", "-q", "-O", "/dev/null",
+                f"http://127.0.0.1:{self.port}{self.health_path}",
+            ],
+        )  # fmt: skip
+        for key, attribute in RUN_OPTIONS.items():
+            if key in self.run:
+                setattr(spec, attribute, self.run[key])
+        return spec
+
+
+def examples_dir() -> Path:
+    return Path(settings.DEPLOYMENTS_EXAMPLES_DIR)
+
+
+def example_list() -> list[Example]:
+    examples = []
+    for folder in sorted(examples_dir().iterdir()):
+        if (folder / "manifest.yaml").is_file():
+            examples.append(example_load(folder.name))
+    return examples
+
+
+def example_exists(slug: str) -> bool:
+    return (
+        bool(SLUG.match(slug)) and (examples_dir() / slug / "manifest.yaml").is_file()
+    )
+
+
+def example_load(slug: str) -> Example:
+    if not SLUG.match(slug):
+        raise ExampleInvalid(f"{slug!r} is not a lesson slug.")
+    folder = examples_dir() / slug
+    try:
+        manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
+    except FileNotFoundError:
+        raise ExampleInvalid(f"Lesson {slug!r} has no worked example.") from None
+    except yaml.YAMLError as error:
+        raise ExampleInvalid(f"{slug}/manifest.yaml is not YAML: {error}") from None
+    if not isinstance(manifest, dict):
+        raise ExampleInvalid(f"{slug}/manifest.yaml must be a mapping.")
+    unknown = set(manifest) - KEYS
+    if unknown:
+        raise ExampleInvalid(f"{slug}/manifest.yaml: unknown keys {sorted(unknown)}.")
+    if not (folder / "context" / "Dockerfile").is_file():
+        raise ExampleInvalid(f"{slug} has no context/Dockerfile.")
+    return _example_read(slug, folder, manifest)
+
+
+def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
+    port = manifest.get("port")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ExampleInvalid(f"{slug}: port must be a number from 1 to 65535.")
+    paths = {}
+    for key in ("health_path", "proof_path"):
+        value = manifest.get(key, "")
+        if value and (not isinstance(value, str) or not value.startswith("/")):
+            raise ExampleInvalid(f"{slug}: {key} must start with /.")
+        paths[key] = value or ""
+    if not paths["health_path"]:
+        raise ExampleInvalid(f"{slug}: health_path is required.")
+    secrets = {}
+    for key in ("build_secrets", "run_secrets"):
+        names = manifest.get(key) or []
+        if not isinstance(names, list) or not all(
+            isinstance(name, str) and NAME.match(name) for name in names
+        ):
+            raise ExampleInvalid(
+                f"{slug}: {key} must list names of lower-case letters, digits and _."
+            )
+        secrets[key] = tuple(names)
+    resources = manifest.get("resources") or {}
+    memory = str(resources.get("memory", "64m"))
+    if not MEMORY.match(memory):
+        raise ExampleInvalid(f"{slug}: resources.memory must look like 64m.")
+    cpus, pids = resources.get("cpus", 0.5), resources.get("pids", 64)
+    if not isinstance(cpus, int | float) or not 0.01 <= cpus <= 4:
+        raise ExampleInvalid(f"{slug}: resources.cpus must be from 0.01 to 4.")
+    if not isinstance(pids, int) or not 8 <= pids <= 1024:
+        raise ExampleInvalid(f"{slug}: resources.pids must be from 8 to 1024.")
+    run = manifest.get("run") or {}
+    if not isinstance(run, dict) or set(run) - set(RUN_OPTIONS):
+        raise ExampleInvalid(
+            f"{slug}: run may hold only {', '.join(sorted(RUN_OPTIONS))}."
+        )
+    return Example(
+        slug=slug,
+        title=str(manifest.get("title") or slug),
+        folder=folder,
+        port=port,
+        health_path=paths["health_path"],
+        proof_path=paths["proof_path"],
+        build_secrets=secrets["build_secrets"],
+        run_secrets=secrets["run_secrets"],
+        memory=memory,
+        cpus=float(cpus),
+        pids=pids,
+        user=str(manifest.get("user") or "65534:65534"),
+        run=run,
+    )

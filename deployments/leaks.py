@@ -1,0 +1,102 @@
+"""The leak gate: search a built image for secret values.
+
+The image comes as a docker-archive (what ``docker save`` and ``buildah
+push docker-archive:`` write): its manifest, its configuration (which holds
+the history, the environment and the labels) and every layer. Each file of
+each layer is read whole and searched, as are file and link names.
+"""
+
+import base64
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+# Files bigger than this in a layer are read in pieces with an overlap, so
+# that a secret straddling two pieces is still found.
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _needles(values: Iterable[str]) -> list[bytes]:
+    needles = []
+    for value in values:
+        raw = value.encode()
+        if len(raw) < 4:
+            continue
+        needles.append(raw)
+        needles.append(base64.b64encode(raw).rstrip(b"="))
+    return needles
+
+
+def _search(stream: IO[bytes], needles: list[bytes]) -> bool:
+    overlap = max(len(needle) for needle in needles) - 1
+    tail = b""
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            return False
+        window = tail + chunk
+        if any(needle in window for needle in needles):
+            return True
+        tail = window[-overlap:] if overlap else b""
+
+
+@dataclass
+class LeakSearch:
+    """Where secret values were found (empty when clean), and how much was
+    searched."""
+
+    found: list[str] = field(default_factory=list)
+    layers: int = 0
+    files: int = 0
+
+
+def archive_leaks(archive: Path, secret_values: Iterable[str]) -> LeakSearch:
+    """Where in the archive any secret value (or its base64) appears: the
+    configuration (which holds the history), or a layer's file."""
+    search = LeakSearch()
+    needles = _needles(secret_values)
+    if not needles:
+        return search
+    found = search.found
+    with tarfile.open(archive) as outer:
+        for member in outer:
+            if not member.isfile():
+                continue
+            content = outer.extractfile(member)
+            if content is None:
+                continue
+            search.files += 1
+            if member.name.endswith(".tar"):
+                search.layers += 1
+                found.extend(
+                    f"layer {member.name}: {place}"
+                    for place in _layer_leaks(content, needles, search)
+                )
+            elif _search(content, needles):
+                kind = (
+                    "configuration or history"
+                    if member.name.endswith(".json")
+                    else "file"
+                )
+                found.append(f"{kind} {member.name}")
+    return search
+
+
+def _layer_leaks(
+    layer: IO[bytes], needles: list[bytes], search: LeakSearch
+) -> list[str]:
+    found = []
+    with tarfile.open(fileobj=layer, mode="r|*") as tar:
+        for member in tar:
+            names = (member.name + "\0" + member.linkname).encode()
+            if any(needle in names for needle in needles):
+                found.append(f"/{member.name} (its name)")
+            if not member.isfile():
+                continue
+            search.files += 1
+            content = tar.extractfile(member)
+            if content is not None and _search(content, needles):
+                found.append(f"/{member.name}")
+    return found

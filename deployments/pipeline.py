@@ -1,0 +1,658 @@
+"""The steps of a run, as the Celery worker carries them out.
+
+Each step is a function of the run's ``Pass``; it raises ``StepFailed``
+(or an edge module's error) with a message for the run page, logs lines
+through ``Pass.log`` (which masks every secret value) and says what it
+established through ``Pass.proved``.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from deployments import buildah, engine, registry
+from deployments.engine import ContainerSpec
+from deployments.examples import Example, example_load
+from deployments.leaks import archive_leaks
+from deployments.models import Deployment, Run, Step
+from deployments.policy import policy_check
+from deployments.references import reference_parse
+from deployments.signing import provenance_sign, provenance_verify
+
+logger = logging.getLogger(__name__)
+
+MASK = "••••"
+FLUSH_SECONDS = 0.25
+BUILD_STEP = re.compile(r"^STEP (\d+)/(\d+)")
+LAST_LOG_LINES = 15
+
+
+class StepFailed(Exception):
+    pass
+
+
+def secrets_mask(text: str, values: dict[str, str]) -> str:
+    """Text with every secret value (and its base64) replaced, longest
+    first, in case a tool echoes one."""
+    for value in sorted(values.values(), key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, MASK)
+            encoded = base64.b64encode(value.encode()).decode().rstrip("=")
+            text = text.replace(encoded, MASK)
+    return text
+
+
+@dataclass
+class Pass:
+    """What the steps of one run share while the worker carries it out."""
+
+    run: Run
+    secret_values: dict[str, str]
+    step: Step | None = None
+    example: Example | None = None
+    workdir: Path = field(default_factory=Path)
+    local_image: str = ""
+    repository: str = ""
+    healthy_at: float = 0.0
+    _client: docker.DockerClient | None = None
+    _buffer: list[str] = field(default_factory=list)
+    _flushed: float = 0.0
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.engine_client(self.run.target)
+        return self._client
+
+    def mask(self, text: str) -> str:
+        return secrets_mask(text, self.secret_values)
+
+    def log(self, line: str) -> None:
+        self._buffer.append(self.mask(line.rstrip()) + "\n")
+        if time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flushed = time.monotonic()
+        now = timezone.now()
+        Run.objects.filter(pk=self.run.pk).update(heartbeat=now)
+        if self.step is None or not self._buffer:
+            return
+        chunk, self._buffer = "".join(self._buffer), []
+        Step.objects.filter(pk=self.step.pk).update(log=Concat(F("log"), Value(chunk)))
+
+    def progress(self, percent: int) -> None:
+        assert self.step is not None
+        Step.objects.filter(pk=self.step.pk).update(progress=min(max(percent, 0), 100))
+
+    def proved(self, text: str) -> None:
+        assert self.step is not None
+        self.step.proof = self.mask(text)
+        Step.objects.filter(pk=self.step.pk).update(proof=self.step.proof)
+
+
+def run_auth() -> dict[str, str]:
+    username, password = registry.registry_auth()
+    return {"username": username, "password": password}
+
+
+def _example(state: Pass) -> Example:
+    if state.example is None:
+        state.example = example_load(state.run.example)
+    return state.example
+
+
+def _deployment(state: Pass) -> Deployment | None:
+    return Deployment.objects.filter(
+        name=state.run.subject, target=state.run.target
+    ).first()
+
+
+def _spec(state: Pass, image: str) -> ContainerSpec:
+    run = state.run
+    name = f"{run.subject}-r{run.pk}"
+    if run.example:
+        spec = _example(state).container_spec(image=image, name=name)
+    else:
+        spec = ContainerSpec(image=image, name=name, port=run.port or 8080)
+    spec.labels = {
+        "lessongraph.run": str(run.pk),
+        "lessongraph.deployment": run.subject,
+        "lessongraph.target": run.target,
+    }
+    return spec
+
+
+def _policy(state: Pass, image: str) -> int:
+    spec = _spec(state, image)
+    refusals = policy_check(
+        spec,
+        allowed_registries=settings.DEPLOYMENTS_ALLOWED_REGISTRIES,
+        require_digest=True,
+    )
+    if refusals:
+        raise StepFailed(
+            "Refused by the policy before anything ran: "
+            + "; ".join(str(refusal) for refusal in refusals)
+        )
+    return 10
+
+
+def step_check(state: Pass) -> None:
+    """The example (or image) and its settings pass the policy."""
+    run = state.run
+    placeholder = "sha256:" + "0" * 64
+    if run.kind == Run.Kind.EXAMPLE:
+        example = _example(state)
+        state.repository = f"{settings.DEPLOYMENTS_REGISTRY}/examples/{example.slug}"
+        _policy(state, f"{state.repository}@{placeholder}")
+        state.log(f"manifest: port {example.port}, health {example.health_path}")
+        state.log(f"build-time secrets: {', '.join(example.build_secrets) or 'none'}")
+        state.log(f"run-time secrets: {', '.join(example.run_secrets) or 'none'}")
+        state.proved(
+            "The example and its deployment pass every policy rule: no Docker "
+            "socket or folder above it, no privileged mode, no added "
+            "capabilities, no host namespaces, no devices, security profiles "
+            "on, no DOCKER_HOST, ports on 127.0.0.1 only, registry "
+            f"{settings.DEPLOYMENTS_REGISTRY} allowed, deployed by digest."
+        )
+        return
+    if run.kind == Run.Kind.ROLLBACK:
+        deployment = _deployment(state)
+        if deployment is None or not deployment.previous_digest:
+            raise StepFailed(
+                f"{run.subject} has no earlier healthy digest to roll back to."
+            )
+        state.repository = deployment.repository
+        run.digest = deployment.previous_digest
+    else:
+        reference = reference_parse(run.image)
+        state.repository = reference.name
+        run.digest = reference.digest or _resolve(
+            state, reference.repository, reference.tag
+        )
+        state.log(f"{run.image} is {run.digest}")
+    Run.objects.filter(pk=run.pk).update(digest=run.digest)
+    _policy(state, f"{state.repository}@{run.digest}")
+    state.proved(
+        f"{state.repository}@{run.digest} passes every policy rule: allowed "
+        "registry, named by digest, hardened container settings."
+    )
+
+
+def _resolve(state: Pass, repository: str, tag: str) -> str:
+    reference = reference_parse(state.run.image)
+    if reference.registry != settings.DEPLOYMENTS_REGISTRY:
+        raise StepFailed(
+            f"Only images in {settings.DEPLOYMENTS_REGISTRY} can be named by tag; "
+            f"give {reference.name} by digest."
+        )
+    digest = registry.manifest_digest(repository, tag or "latest")
+    if digest is None:
+        raise StepFailed(f"{state.run.image} is not in the registry.")
+    return digest
+
+
+def _secret_file(folder: Path, name: str, value: str, owner: str | None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o711)
+    path = folder / name
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(value)
+    if owner is not None and os.geteuid() == 0:
+        uid, _, gid = owner.partition(":")
+        os.chown(path, int(uid), int(gid or uid))
+    return path
+
+
+def step_build(state: Pass) -> None:
+    run, example = state.run, _example(state)
+    context = state.workdir / "context"
+    shutil.copytree(example.context, context)
+    run.source_hash = example.source_hash()
+    Run.objects.filter(pk=run.pk).update(source_hash=run.source_hash)
+    state.log(f"source sha256 {run.source_hash}")
+    state.local_image = local_image_name(run)
+    if run.builder == Run.Builder.DOCKER:
+        if example.build_secrets:
+            raise StepFailed(
+                "The Docker engine builder refuses this example: it needs "
+                f"build-time secrets ({', '.join(example.build_secrets)}), and "
+                "this engine builds without BuildKit, so it cannot mount them; "
+                "an ARG or ENV would bake the value into the image history. "
+                "Build it with buildah."
+            )
+        _base_pull(state)
+        engine.image_build(
+            state.client,
+            context=context,
+            tag=state.local_image,
+            build_arguments={"BASE_IMAGE": settings.DEPLOYMENTS_BASE_IMAGE},
+            on_line=lambda line: _build_line(state, line),
+        )
+        state.proved(
+            "Built by the Docker engine's builder; the example needs no build-time secret."
+        )
+        return
+    secret_files = {
+        name: _secret_file(
+            state.workdir / "build-secrets", name, state.secret_values[name], None
+        )
+        for name in example.build_secrets
+    }
+    try:
+        buildah.buildah_build(
+            context=context,
+            tag=state.local_image,
+            secret_files=secret_files,
+            on_line=lambda line: _build_line(state, line),
+        )
+    finally:
+        shutil.rmtree(state.workdir / "build-secrets", ignore_errors=True)
+    mounts = ", ".join(example.build_secrets)
+    state.proved(
+        "Built by buildah without a daemon: no Docker socket and no "
+        "privileged container were involved."
+        + (
+            f" {mounts} came in as a secret mount for the RUN step that needs it."
+            if mounts
+            else ""
+        )
+    )
+
+
+def _base_pull(state: Pass) -> None:
+    base = reference_parse(settings.DEPLOYMENTS_BASE_IMAGE)
+    for event in state.client.api.pull(
+        base.name, tag=base.tag, stream=True, decode=True, auth_config=run_auth()
+    ):
+        if "error" in event:
+            raise StepFailed(f"The base image could not be pulled: {event['error']}")
+
+
+def _build_line(state: Pass, line: str) -> None:
+    state.log(line)
+    matched = BUILD_STEP.match(line.strip())
+    if matched:
+        state.progress(int(matched[1]) * 100 // max(int(matched[2]), 1))
+
+
+def step_leak_gate(state: Pass) -> None:
+    run, archive = state.run, state.workdir / "image.tar"
+    if run.builder == Run.Builder.DOCKER:
+        with open(archive, "wb") as file:
+            for chunk in engine.image_save(state.client, state.local_image):
+                file.write(chunk)
+    else:
+        buildah.buildah_archive(state.local_image, archive)
+    search = archive_leaks(archive, state.secret_values.values())
+    archive.unlink(missing_ok=True)
+    if search.found:
+        _local_image_remove(state)
+        raise StepFailed(
+            "The leak gate found a secret value in the image, which was removed: "
+            + "; ".join(search.found[:10])
+        )
+    state.log(f"searched {search.files} files in {search.layers} layers")
+    state.proved(
+        f"Searched the image history, its configuration and {search.files} "
+        f"files in {search.layers} layers for each of "
+        f"{len(state.secret_values)} secret values (plain and base64): none found."
+    )
+
+
+def _local_image_remove(state: Pass) -> None:
+    if not state.local_image:
+        return
+    if state.run.builder == Run.Builder.DOCKER:
+        engine.image_remove(state.client, state.local_image)
+    else:
+        buildah.buildah_remove(state.local_image)
+
+
+def step_push(state: Pass) -> None:
+    run = state.run
+    tag = f"run-{run.pk}"
+    destination = f"{state.repository}:{tag}"
+    if run.builder == Run.Builder.DOCKER:
+        engine.image_tag(state.client, state.local_image, state.repository, tag)
+        run.digest = engine.image_push(
+            state.client,
+            repository=state.repository,
+            tag=tag,
+            auth=run_auth(),
+            on_line=state.log,
+        )
+    else:
+        run.digest = buildah.buildah_push(
+            image=state.local_image, destination=destination, on_line=state.log
+        )
+    Run.objects.filter(pk=run.pk).update(digest=run.digest)
+    _local_image_remove(state)
+    state.log(f"digest {run.digest}")
+    state.proved(
+        f"Pushed to {settings.DEPLOYMENTS_REGISTRY} with the site's registry "
+        f"credentials; the registry holds it as {run.digest}."
+    )
+
+
+def step_sign(state: Pass) -> None:
+    run = state.run
+    statement = {
+        "image": state.repository,
+        "digest": run.digest,
+        "source_sha256": run.source_hash,
+        "builder": run.builder,
+        "started_by": run.started_by.username,
+        "run": run.pk,
+        "signed_at": timezone.now().isoformat(),
+    }
+    document = provenance_sign(statement)
+    path = reference_parse(state.repository).repository
+    registry.signature_store(path, run.digest, document)
+    state.log(json.dumps(statement, sort_keys=True))
+    state.proved(
+        "Signed a provenance statement (source hash, builder, who started the "
+        "run, when, digest) with the site's Ed25519 key; stored beside the "
+        f"image as {registry.signature_tag(run.digest)}."
+    )
+
+
+def step_deploy(state: Pass) -> None:
+    """1. Verify the signature beside the digest.
+    2. Check the exact container against the policy.
+    3. Pull by digest; start it hardened, secrets as read-only files.
+    4. Wait until healthy, then retire the previous container; if it never
+       becomes healthy, remove it and leave the previous one serving."""
+    run = state.run
+    path = reference_parse(state.repository).repository
+    statement = provenance_verify(
+        registry.signature_fetch(path, run.digest), digest=run.digest
+    )
+    state.log(
+        f"signature verified: built by {statement.get('builder')} in run {statement.get('run')}"
+    )
+    image = f"{state.repository}@{run.digest}"
+    _policy(state, image)
+    engine.image_pull(state.client, reference=image, auth=run_auth())
+    spec = _spec(state, image)
+    secret_folder = settings.DEPLOYMENTS_DIR / "secrets" / spec.name
+    for name in _run_secret_names(state):
+        path_on_host = _secret_file(
+            secret_folder, name, state.secret_values[name], spec.user
+        )
+        spec.secret_files[name] = str(path_on_host)
+    engine.container_remove(state.client, spec.name)
+    started = time.monotonic()
+    container = engine.container_start(state.client, spec)
+    outcome = engine.container_health_wait(
+        container, timeout=settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
+    )
+    if outcome != "healthy":
+        last = state.mask(engine.container_logs(container, tail=LAST_LOG_LINES))
+        engine.container_remove(state.client, spec.name)
+        shutil.rmtree(secret_folder, ignore_errors=True)
+        for line in last.splitlines():
+            state.log(f"| {line}")
+        serving = _deployment(state)
+        keeps = (
+            f"; {serving.container_name} keeps serving"
+            if serving and serving.status == Deployment.Status.LIVE
+            else ""
+        )
+        raise StepFailed(
+            f"The new container never became healthy ({outcome}){keeps}. "
+            f"Its last log lines:\n{last.strip() or '(none)'}"
+        )
+    state.healthy_at = time.time()
+    seconds = time.monotonic() - started
+    host_port = engine.container_host_port(container, spec.port)
+    retired = _deployment_switch(state, spec, container.id or "", host_port)
+    state.log(f"healthy after {seconds:.2f} s on 127.0.0.1:{host_port}")
+    mounted = ", ".join(f"/run/secrets/{name}" for name in spec.secret_files)
+    state.proved(
+        f"The digest's signature verified under the site's key. Healthy after "
+        f"{seconds:.1f} s: read-only root, every capability dropped, no new "
+        f"privileges, user {spec.user}, {spec.memory} memory, {spec.cpus} CPU, "
+        f"{spec.pids} processes, /tmp on tmpfs, port {spec.port} published on "
+        f"127.0.0.1:{host_port} only"
+        + (
+            f", {mounted} mounted read-only (no secret in the environment)"
+            if mounted
+            else ""
+        )
+        + (f". Retired {retired}." if retired else ".")
+    )
+
+
+def _run_secret_names(state: Pass) -> tuple[str, ...]:
+    if state.run.example:
+        return _example(state).run_secrets
+    return ()
+
+
+def _deployment_switch(
+    state: Pass, spec: ContainerSpec, container_id: str, host_port: int
+) -> str:
+    """Point the deployment at the new container; remove the one it
+    replaces. Return the retired container's name, if any."""
+    run = state.run
+    deployment, _ = Deployment.objects.get_or_create(
+        name=run.subject,
+        target=run.target,
+        defaults={"repository": state.repository},
+    )
+    retired = ""
+    old_name = deployment.container_name
+    if (
+        old_name
+        and old_name != spec.name
+        and deployment.status == Deployment.Status.LIVE
+    ):
+        engine.container_remove(state.client, old_name)
+        shutil.rmtree(
+            settings.DEPLOYMENTS_DIR / "secrets" / old_name, ignore_errors=True
+        )
+        retired = old_name
+    if (
+        deployment.digest
+        and deployment.digest != run.digest
+        and deployment.status == Deployment.Status.LIVE
+    ):
+        deployment.previous_digest = deployment.digest
+    deployment.example = run.example
+    deployment.repository = state.repository
+    deployment.digest = run.digest
+    deployment.container_id = container_id
+    deployment.container_name = spec.name
+    deployment.port = spec.port
+    deployment.host_port = host_port
+    deployment.health_path = (
+        _example(state).health_path if run.example else (run.health_path or "/")
+    )
+    deployment.status = Deployment.Status.LIVE
+    deployment.last_run = run
+    deployment.full_clean()
+    deployment.save()
+    return retired
+
+
+def step_verify(state: Pass) -> None:
+    run = state.run
+    deployment = _deployment(state)
+    if deployment is None or not deployment.host_port:
+        raise StepFailed(f"{run.subject} has no running container to verify.")
+    base = f"http://127.0.0.1:{deployment.host_port}"
+    try:
+        answer = requests.get(base + deployment.health_path, timeout=5)
+    except requests.RequestException as error:
+        raise StepFailed(f"The service does not answer on {base}: {error}") from None
+    if answer.status_code != 200:
+        raise StepFailed(f"{deployment.health_path} answered {answer.status_code}.")
+    if state.healthy_at:
+        state.log(f"first answer {time.time() - state.healthy_at:.2f} s after healthy")
+    proofs = _secret_proofs(state, base)
+    container = engine.container_find(state.client, deployment.container_name)
+    if container is None:
+        raise StepFailed(f"Container {deployment.container_name} is gone.")
+    inspected = json.dumps(container.attrs)
+    leaked = [
+        name
+        for name, value in state.secret_values.items()
+        if len(value) >= 4 and value in inspected
+    ]
+    if leaked:
+        raise StepFailed(f"docker inspect shows the value of {', '.join(leaked)}.")
+    host = container.attrs["HostConfig"]
+    sockets = [
+        mount.get("Source", "")
+        for mount in container.attrs.get("Mounts", [])
+        if mount.get("Source", "").rstrip("/")
+        in {"/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/"}
+    ]
+    if sockets or host.get("Privileged") or not host.get("ReadonlyRootfs"):
+        raise StepFailed("The running container is not as hardened as it was started.")
+    state.proved(
+        f"The service answered 200 at {deployment.health_path} through "
+        f"127.0.0.1:{deployment.host_port}. {proofs}docker inspect of the "
+        "running container shows no secret value and no Docker socket; its root "
+        "is read-only and it is not privileged."
+    )
+
+
+def _secret_proofs(state: Pass, base: str) -> str:
+    run = state.run
+    if not run.example or not _example(state).proof_path:
+        return ""
+    example = _example(state)
+    nonce = secrets.token_hex(16)
+    try:
+        answer = requests.get(
+            f"{base}{example.proof_path}", params={"nonce": nonce}, timeout=5
+        )
+        proof: dict[str, Any] = answer.json()
+    except (requests.RequestException, ValueError) as error:
+        raise StepFailed(f"{example.proof_path} gave no proof: {error}") from None
+    said = []
+    for name in example.build_secrets:
+        expected = hashlib.sha256(
+            f"lessongraph-build-proof:{state.secret_values[name]}".encode()
+        ).hexdigest()
+        if proof.get("build_secret_fingerprint") != expected:
+            raise StepFailed(f"The service's fingerprint of {name} does not match.")
+        said.append(f"{name} (its fingerprint matches)")
+    for name in example.run_secrets:
+        expected = hashlib.sha256(
+            f"{nonce}:{state.secret_values[name]}".encode()
+        ).hexdigest()
+        if proof.get("run_secret_proof") != expected:
+            raise StepFailed(f"The service's answer keyed by {name} does not match.")
+        said.append(f"{name} (its answer to a fresh nonce matches)")
+    if any(value in answer.text for value in state.secret_values.values()):
+        raise StepFailed("The proof endpoint revealed a secret value.")
+    return f"It proved it holds {' and '.join(said)} without showing either. "
+
+
+def step_teardown(state: Pass) -> None:
+    run = state.run
+    containers = engine.containers_labelled(
+        state.client, "lessongraph.deployment", run.subject
+    )
+    removed = []
+    for container in containers:
+        if container.labels.get("lessongraph.target") == run.target:
+            engine.container_remove(state.client, container.id or "")
+            shutil.rmtree(
+                settings.DEPLOYMENTS_DIR / "secrets" / (container.name or "-"),
+                ignore_errors=True,
+            )
+            removed.append(container.name or "")
+            state.log(f"removed {container.name}")
+    Deployment.objects.filter(name=run.subject, target=run.target).update(
+        status=Deployment.Status.TORN_DOWN,
+        host_port=None,
+        container_id="",
+        last_run=run,
+    )
+    state.proved(
+        f"Removed {len(removed)} container(s) and their secret files; nothing of "
+        f"{run.subject} runs on {run.target}."
+    )
+
+
+STEPS: dict[str, list[tuple[str, Callable[[Pass], None]]]] = {
+    Run.Kind.EXAMPLE: [
+        ("check", step_check),
+        ("build", step_build),
+        ("leak gate", step_leak_gate),
+        ("push", step_push),
+        ("sign", step_sign),
+        ("deploy", step_deploy),
+        ("verify", step_verify),
+    ],
+    Run.Kind.IMAGE: [
+        ("check", step_check),
+        ("deploy", step_deploy),
+        ("verify", step_verify),
+    ],
+    Run.Kind.ROLLBACK: [
+        ("check", step_check),
+        ("deploy", step_deploy),
+        ("verify", step_verify),
+    ],
+    Run.Kind.TEARDOWN: [("teardown", step_teardown)],
+}
+
+
+def failed_run_cleanup(state: Pass) -> None:
+    """What a failed run leaves behind goes: its local image and any
+    container of it that no deployment points at."""
+    try:
+        _local_image_remove(state)
+        orphans_remove(state.client, run=state.run)
+    except (engine.EngineError, buildah.BuildahError):
+        logger.warning("Run %s: cleanup after failure was incomplete", state.run.pk)
+
+
+def local_image_name(run: Run) -> str:
+    return f"localhost/lessongraph/run-{run.pk}:{run.example or run.subject}"
+
+
+def orphans_remove(client: docker.DockerClient, *, run: Run) -> int:
+    """Remove the run's containers that no live deployment points at, and
+    its local images; return how many containers went."""
+    serving = set(
+        Deployment.objects.filter(status=Deployment.Status.LIVE).values_list(
+            "container_name", flat=True
+        )
+    )
+    removed = 0
+    for container in engine.containers_labelled(client, "lessongraph.run", str(run.pk)):
+        if container.name not in serving:
+            engine.container_remove(client, container.id or "")
+            shutil.rmtree(
+                settings.DEPLOYMENTS_DIR / "secrets" / (container.name or "-"),
+                ignore_errors=True,
+            )
+            removed += 1
+    engine.image_remove(client, local_image_name(run))
+    buildah.buildah_remove(local_image_name(run))
+    return removed

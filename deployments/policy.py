@@ -1,0 +1,143 @@
+"""What a container may not be: refused before any container starts.
+
+Each rule has a name that its refusal message starts with, so that a
+refusal says which rule it broke.
+"""
+
+import posixpath
+from dataclasses import dataclass
+
+from deployments.engine import ContainerSpec
+from deployments.references import ReferenceInvalid, reference_parse
+
+# The socket and every folder above it: binding any of these hands the
+# container the engine, which is root on the host.
+SOCKET_PATHS = {
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run",
+    "/run",
+    "/var",
+    "/",
+}
+HOST = "host"
+UNCONFINED = {
+    "seccomp=unconfined",
+    "seccomp:unconfined",
+    "apparmor=unconfined",
+    "apparmor:unconfined",
+    "label=disable",
+    "label:disable",
+    "systempaths=unconfined",
+}
+LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+
+def policy_check(
+    spec: ContainerSpec, *, allowed_registries: list[str], require_digest: bool
+) -> list[Refusal]:
+    """Every rule the container breaks; empty when it may start."""
+    refusals = []
+    for bind in spec.binds:
+        source = posixpath.normpath(bind.split(":", 1)[0]) if bind else ""
+        if source.startswith("//"):
+            source = source[1:]
+        if source in SOCKET_PATHS or source.endswith("/docker.sock"):
+            refusals.append(
+                Refusal(
+                    "docker-socket",
+                    f"binding {source} would hand the container the Docker engine.",
+                )
+            )
+        else:
+            refusals.append(
+                Refusal(
+                    "host-bind-mount",
+                    f"binding the host's {source} is not allowed; run-time secrets "
+                    "are the only host files a container gets.",
+                )
+            )
+    if spec.privileged:
+        refusals.append(Refusal("privileged", "privileged mode is refused."))
+    for capability in spec.cap_add:
+        refusals.append(
+            Refusal("capabilities", f"adding capability {capability} is refused.")
+        )
+    for namespace in ("network", "pid", "ipc", "uts"):
+        mode = getattr(spec, f"{namespace}_mode")
+        if mode == HOST or mode.startswith("container:"):
+            refusals.append(
+                Refusal(
+                    "host-namespace",
+                    f"sharing the {namespace} namespace ({mode}) is refused.",
+                )
+            )
+    for device in spec.devices:
+        refusals.append(Refusal("devices", f"passing device {device} is refused."))
+    for option in spec.security_opt:
+        if option.replace(" ", "").lower() in UNCONFINED:
+            refusals.append(
+                Refusal(
+                    "security-profile",
+                    f"{option} disables a security profile and is refused.",
+                )
+            )
+    for name in spec.environment:
+        if name.upper() == "DOCKER_HOST":
+            refusals.append(
+                Refusal("docker-host", "a DOCKER_HOST variable is refused.")
+            )
+    for binding in spec.port_bindings:
+        refusal = _port_refusal(binding)
+        if refusal is not None:
+            refusals.append(refusal)
+    refusals.extend(_image_refusals(spec.image, allowed_registries, require_digest))
+    return refusals
+
+
+def _port_refusal(binding: str) -> Refusal | None:
+    """``HOST_IP:HOST_PORT:CONTAINER_PORT`` binds one interface; without a
+    host address Docker publishes on all of them."""
+    parts = binding.rsplit(":", 2)
+    host = parts[0] if len(parts) == 3 else ""
+    if host in LOOPBACK:
+        return None
+    return Refusal(
+        "ports-all-interfaces",
+        f"publishing {binding!r} would listen beyond 127.0.0.1.",
+    )
+
+
+def _image_refusals(
+    image: str, allowed_registries: list[str], require_digest: bool
+) -> list[Refusal]:
+    try:
+        reference = reference_parse(image)
+    except ReferenceInvalid as error:
+        return [Refusal("image-reference", str(error))]
+    refusals = []
+    if reference.registry not in allowed_registries:
+        refusals.append(
+            Refusal(
+                "registry-not-allowed",
+                f"{reference.registry} is not an allowed registry "
+                f"({', '.join(allowed_registries)}).",
+            )
+        )
+    if require_digest and not reference.digest:
+        refusals.append(
+            Refusal(
+                "tag-not-digest",
+                f"{image} names a tag; a deployment names an image by its digest.",
+            )
+        )
+    return refusals

@@ -1,0 +1,314 @@
+"""Writes for deployments: starting runs, carrying them out on the worker,
+secrets, and the reconciliation of runs a dead worker left behind."""
+
+import logging
+import secrets
+import shutil
+from datetime import datetime, timedelta
+from http import HTTPStatus
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from config.errors import ApplicationError
+from deployments import buildah, engine, pipeline, registry
+from deployments.examples import ExampleInvalid, example_load
+from deployments.keys import SecretUnreadable, secret_open, secret_seal
+from deployments.models import Deployment, Run, Secret, Step
+from deployments.references import ReferenceInvalid, reference_parse
+from deployments.signing import SignatureRefused
+
+logger = logging.getLogger(__name__)
+
+# What a step may fail with: each carries a message for the run page.
+STEP_ERRORS = (
+    pipeline.StepFailed,
+    engine.EngineError,
+    buildah.BuildahError,
+    registry.RegistryError,
+    SignatureRefused,
+    ExampleInvalid,
+    ReferenceInvalid,
+    SecretUnreadable,
+)
+SECRET_BYTES = 24
+
+
+def _refuse_without_engine() -> None:
+    missing = engine.engine_missing()
+    if missing:
+        raise ApplicationError(
+            "Deployments cannot run on this machine; missing: "
+            + "; ".join(missing)
+            + ". `make provision` installs and starts them on Debian.",
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+
+
+def _target_check(target: str) -> None:
+    if target not in settings.DEPLOYMENTS_TARGETS:
+        raise ApplicationError(
+            f"There is no target {target!r}; targets: "
+            f"{', '.join(sorted(settings.DEPLOYMENTS_TARGETS))}."
+        )
+
+
+def run_start(
+    *,
+    account: User,
+    kind: str,
+    subject: str,
+    target: str = "local",
+    example: str = "",
+    image: str = "",
+    port: int | None = None,
+    health_path: str = "",
+    builder: str = Run.Builder.BUILDAH,
+) -> Run:
+    """Record a run with its steps and queue it for the worker. A second
+    active run of the same subject on the same target is refused."""
+    if not account.is_instructor:
+        raise ApplicationError(
+            "Only instructors start deployments.", status=HTTPStatus.FORBIDDEN
+        )
+    _target_check(target)
+    _refuse_without_engine()
+    if kind == Run.Kind.EXAMPLE:
+        try:
+            example_load(example)
+        except ExampleInvalid as error:
+            raise ApplicationError(str(error), status=HTTPStatus.NOT_FOUND) from None
+        example_secrets_ensure(example=example)
+    run = Run(
+        kind=kind,
+        subject=subject,
+        target=target,
+        example=example,
+        image=image,
+        port=port,
+        health_path=health_path,
+        builder=builder,
+        started_by=account,
+    )
+    run.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            run.save()
+            Step.objects.bulk_create(
+                Step(run=run, position=position, name=name)
+                for position, (name, _) in enumerate(pipeline.STEPS[kind], start=1)
+            )
+    except IntegrityError:
+        active = Run.objects.filter(
+            subject=subject, target=target, status__in=Run.ACTIVE
+        ).first()
+        raise ApplicationError(
+            f"A run of {subject} on {target} is already active"
+            + (f" (run {active.pk}); wait for it to end." if active else "."),
+            status=HTTPStatus.CONFLICT,
+            extra={"active_run": active.pk if active else None},
+        ) from None
+    logger.info("Run %s queued: %s %s on %s", run.pk, kind, subject, target)
+    from deployments.tasks import run_execute
+
+    run_execute.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+    return run
+
+
+def image_deploy_start(
+    *, account: User, image: str, name: str, target: str, port: int, health_path: str
+) -> Run:
+    try:
+        reference_parse(image)
+    except ReferenceInvalid as error:
+        raise ApplicationError(f"image: {error}") from None
+    return run_start(
+        account=account,
+        kind=Run.Kind.IMAGE,
+        subject=name,
+        target=target,
+        image=image,
+        port=port,
+        health_path=health_path,
+    )
+
+
+def deployment_action_start(*, account: User, deployment: Deployment, kind: str) -> Run:
+    if kind == Run.Kind.ROLLBACK and not deployment.previous_digest:
+        raise ApplicationError(
+            f"{deployment.name} has no earlier healthy digest to roll back to.",
+            status=HTTPStatus.CONFLICT,
+        )
+    if kind == Run.Kind.TEARDOWN and deployment.status != Deployment.Status.LIVE:
+        raise ApplicationError(
+            f"{deployment.name} is already torn down.", status=HTTPStatus.CONFLICT
+        )
+    return run_start(
+        account=account,
+        kind=kind,
+        subject=deployment.name,
+        target=deployment.target,
+        example=deployment.example,
+    )
+
+
+def example_secrets_ensure(*, example: str) -> None:
+    """Give each secret the example needs a random value unless it has
+    one, so that a first run works; instructors may set their own."""
+    for name in example_load(example).secret_names:
+        if not Secret.objects.filter(example=example, name=name).exists():
+            secret_set(
+                example=example, name=name, value=secrets.token_urlsafe(SECRET_BYTES)
+            )
+
+
+def secret_set(*, example: str, name: str, value: str) -> Secret:
+    if not 8 <= len(value) <= 4096:
+        raise ApplicationError("A secret value is 8 to 4096 characters.")
+    if name not in example_load(example).secret_names:
+        raise ApplicationError(f"The example {example} needs no secret {name!r}.")
+    secret, _ = Secret.objects.update_or_create(
+        example=example,
+        name=name,
+        defaults={"sealed": secret_seal(value, scope=example, name=name)},
+    )
+    logger.info("Secret %s of example %s was set", name, example)
+    return secret
+
+
+def secret_values(*, example: str) -> dict[str, str]:
+    if not example:
+        return {}
+    return {
+        secret.name: secret_open(secret.sealed, scope=example, name=secret.name)
+        for secret in Secret.objects.filter(example=example)
+    }
+
+
+def run_execute(*, run_id: int, worker: str) -> str:
+    """Carry out a queued run, step by step, on the worker; return its final
+    status. Two workers can never both claim it."""
+    claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+        status=Run.Status.RUNNING,
+        started=timezone.now(),
+        heartbeat=timezone.now(),
+        worker=worker,
+    )
+    if claimed != 1:
+        logger.warning("Run %s was not queued; left alone", run_id)
+        return Run.objects.get(pk=run_id).status
+    run = Run.objects.select_related("started_by").get(pk=run_id)
+    logger.info("Run %s started on %s", run.pk, worker)
+    state = pipeline.Pass(run=run, secret_values={})
+    state.workdir = settings.DEPLOYMENTS_DIR / "runs" / str(run.pk)
+    shutil.rmtree(state.workdir, ignore_errors=True)
+    state.workdir.mkdir(parents=True)
+    try:
+        state.secret_values = secret_values(example=run.example)
+        for step in run.steps.order_by("position"):
+            _step_execute(state, step)
+    except STEP_ERRORS as error:
+        _run_fail(state, str(error))
+    except Exception as error:
+        logger.exception("Run %s broke", run.pk)
+        _run_fail(state, f"The run broke unexpectedly: {type(error).__name__}.")
+        raise
+    else:
+        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+            status=Run.Status.SUCCEEDED, finished=timezone.now()
+        )
+        logger.info("Run %s succeeded", run.pk)
+    finally:
+        shutil.rmtree(state.workdir, ignore_errors=True)
+    return Run.objects.get(pk=run.pk).status
+
+
+def _step_execute(state: pipeline.Pass, step: Step) -> None:
+    handlers = dict(pipeline.STEPS[state.run.kind])
+    state.step = step
+    started = timezone.now()
+    Step.objects.filter(pk=step.pk).update(status=Step.Status.RUNNING, started=started)
+    try:
+        handlers[step.name](state)
+    except BaseException as error:
+        message = str(error) if isinstance(error, STEP_ERRORS) else "The step broke."
+        state.log(f"failed: {message}")
+        state.flush()
+        _step_end(step, started, Step.Status.FAILED)
+        raise
+    state.flush()
+    _step_end(step, started, Step.Status.SUCCEEDED)
+
+
+def _step_end(step: Step, started: datetime, status: str) -> None:
+    finished = timezone.now()
+    milliseconds = int((finished - started).total_seconds() * 1000)
+    steps = Step.objects.filter(pk=step.pk)
+    steps.update(status=status, finished=finished, duration_ms=milliseconds)
+    if status == Step.Status.SUCCEEDED:
+        steps.update(progress=100)
+
+
+def _run_fail(state: pipeline.Pass, message: str) -> None:
+    run = state.run
+    message = state.mask(message)
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.FAILED, finished=timezone.now(), error=message
+    )
+    run.steps.filter(status=Step.Status.PENDING).update(status=Step.Status.SKIPPED)
+    if run.kind in {Run.Kind.EXAMPLE, Run.Kind.IMAGE, Run.Kind.ROLLBACK}:
+        pipeline.failed_run_cleanup(state)
+    logger.info("Run %s failed: %s", run.pk, message)
+
+
+def runs_reconcile(*, worker: str = "") -> list[int]:
+    """Fail the runs a dead worker left: running runs that stopped
+    reporting, or (given a worker that just started) every running run of
+    that worker, which cannot be running any more. Remove what they left on
+    their target. Return the ids of the runs failed."""
+    stale = timezone.now() - timedelta(seconds=settings.DEPLOYMENTS_RUN_STALE_SECONDS)
+    candidates = Run.objects.filter(status=Run.Status.RUNNING, heartbeat__lt=stale)
+    if worker:
+        candidates = (
+            Run.objects.filter(status=Run.Status.RUNNING, worker=worker) | candidates
+        )
+    failed = []
+    for run in candidates.select_related("started_by"):
+        taken = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+            status=Run.Status.FAILED,
+            finished=timezone.now(),
+            error="The worker stopped in the middle of this run; the "
+            "reconciliation marked it failed and removed what it left.",
+        )
+        if taken != 1:
+            continue
+        run.steps.filter(status=Step.Status.RUNNING).update(
+            status=Step.Status.FAILED, finished=timezone.now()
+        )
+        run.steps.filter(status=Step.Status.PENDING).update(status=Step.Status.SKIPPED)
+        try:
+            pipeline.orphans_remove(engine.engine_client(run.target), run=run)
+        except (engine.EngineError, buildah.BuildahError) as error:
+            logger.warning("Run %s: leftovers not removed: %s", run.pk, error)
+        shutil.rmtree(
+            settings.DEPLOYMENTS_DIR / "runs" / str(run.pk), ignore_errors=True
+        )
+        logger.info("Run %s failed by the reconciliation", run.pk)
+        failed.append(run.pk)
+    return failed
+
+
+def deployment_logs(*, deployment_id: int, tail: int = 100) -> str:
+    """The service's own last log lines, with secret values masked. Called
+    on the worker: web processes never talk to the engine."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status != Deployment.Status.LIVE:
+        return ""
+    client = engine.engine_client(deployment.target)
+    container = engine.container_find(client, deployment.container_name)
+    if container is None:
+        return ""
+    values = secret_values(example=deployment.example)
+    return pipeline.secrets_mask(engine.container_logs(container, tail=tail), values)

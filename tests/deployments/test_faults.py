@@ -1,0 +1,289 @@
+"""What the pipeline refuses and survives, on the real engine, registry and
+buildah."""
+
+import subprocess
+import threading
+from http import HTTPStatus
+
+import pytest
+import requests
+from django.utils import timezone
+
+from config.errors import ApplicationError
+from deployments import engine, registry, services
+from deployments.models import Deployment, Run, Step
+from deployments.pipeline import run_auth
+from deployments.signing import provenance_sign
+from deployments.tasks import runs_reconcile
+from tests.deployments.conftest import example_write
+from tests.deployments.runs import (
+    FLAGSHIP,
+    PLAIN_DOCKERFILE,
+    PLAIN_MANIFEST,
+    example_run,
+    run_wait,
+    steps_of,
+)
+
+BAKED = "baked-secret-value-7f3a9c"
+LEAKY_DOCKERFILES = {
+    "env": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        f"ENV API_TOKEN={BAKED}\nUSER 65534:65534\n"
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    "arg": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+        f"ARG BUILD_TOKEN={BAKED}\nRUN echo built > /tmp/marker\nCOPY www /www\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    "copied-from-mount": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        "RUN --mount=type=secret,id=build_token cp /run/secrets/build_token /www/token\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(LEAKY_DOCKERFILES))
+def test_leak_gate_stops_an_image_that_bakes_a_secret_in(
+    worker, instructor, examples, how
+):
+    slug = example_write(
+        examples,
+        f"leaky-{how}",
+        LEAKY_DOCKERFILES[how],
+        PLAIN_MANIFEST + "build_secrets: [build_token]\n",
+    )
+    services.secret_set(example=slug, name="build_token", value=BAKED)
+
+    run = example_run(instructor, slug)
+
+    steps = steps_of(run)
+    assert run.status == Run.Status.FAILED
+    assert steps["leak gate"].status == Step.Status.FAILED
+    assert "found a secret value" in run.error
+    assert steps["push"].status == Step.Status.SKIPPED
+    assert BAKED not in run.error + "".join(step.log for step in steps.values())
+    images = subprocess.run(
+        ["buildah", "images", "-q", f"localhost/lessongraph/run-{run.pk}"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert images.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("run_options", "rule"),
+    [
+        ("run: {privileged: true}\n", "privileged"),
+        (
+            "run: {volumes: ['/var/run/docker.sock:/var/run/docker.sock']}\n",
+            "docker-socket",
+        ),
+        ("run: {cap_add: [SYS_ADMIN]}\n", "capabilities"),
+        ("run: {environment: {DOCKER_HOST: 'tcp://127.0.0.1:2375'}}\n", "docker-host"),
+        ("run: {ports: ['0.0.0.0:8080:8080']}\n", "ports-all-interfaces"),
+    ],
+)
+def test_policy_refuses_a_bad_example_before_anything_is_built(
+    worker, instructor, examples, run_options, rule
+):
+    slug = example_write(
+        examples, "bad-settings", PLAIN_DOCKERFILE, PLAIN_MANIFEST + run_options
+    )
+
+    run = example_run(instructor, slug)
+
+    steps = steps_of(run)
+    assert run.status == Run.Status.FAILED
+    assert steps["check"].status == Step.Status.FAILED
+    assert f"{rule}:" in run.error
+    assert steps["build"].status == Step.Status.SKIPPED
+
+
+def test_docker_builder_refuses_build_time_secrets_and_says_why(worker, instructor):
+    run = example_run(instructor, builder=Run.Builder.DOCKER)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["build"].status == Step.Status.FAILED
+    assert "cannot mount them" in run.error
+
+
+def test_docker_builder_builds_pushes_and_deploys_an_example_without_build_secrets(
+    worker, instructor, examples
+):
+    slug = example_write(examples, "plain-service", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
+
+    run = example_run(instructor, slug, builder=Run.Builder.DOCKER)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    deployment = Deployment.objects.get(name=slug)
+    assert requests.get(deployment.url + "health", timeout=5).text == "ok\n"
+
+
+def test_a_failed_health_check_keeps_the_old_container_serving(
+    worker, instructor, examples
+):
+    slug = example_write(examples, "sometimes-sick", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
+    healthy = example_run(instructor, slug)
+    assert healthy.status == Run.Status.SUCCEEDED, healthy.error
+    serving = Deployment.objects.get(name=slug)
+    (examples / slug / "context" / "www" / "health").unlink()
+
+    sick = example_run(instructor, slug)
+
+    assert sick.status == Run.Status.FAILED
+    assert "never became healthy" in sick.error
+    assert f"{serving.container_name} keeps serving" in sick.error
+    deployment = Deployment.objects.get(name=slug)
+    assert deployment.container_name == serving.container_name
+    assert deployment.digest == healthy.digest
+    assert requests.get(serving.url + "health", timeout=5).status_code == HTTPStatus.OK
+    assert (
+        subprocess.run(
+            ["docker", "inspect", f"{slug}-r{sick.pk}"], capture_output=True
+        ).returncode
+        != 0
+    )
+
+
+def test_two_concurrent_starts_give_one_run_and_a_reason(worker, instructor):
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(
+                services.run_start(
+                    account=instructor,
+                    kind=Run.Kind.EXAMPLE,
+                    subject=FLAGSHIP,
+                    example=FLAGSHIP,
+                )
+            )
+        except ApplicationError as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    runs = [outcome for outcome in outcomes if isinstance(outcome, Run)]
+    refusals = [
+        outcome for outcome in outcomes if isinstance(outcome, ApplicationError)
+    ]
+    assert len(runs) == 1
+    assert len(refusals) == 1
+    assert refusals[0].status == HTTPStatus.CONFLICT
+    assert "already active" in refusals[0].message
+    assert run_wait(runs[0]).status == Run.Status.SUCCEEDED
+
+
+def test_a_tampered_signature_is_refused_at_deploy(worker, instructor):
+    built = example_run(instructor)
+    assert built.status == Run.Status.SUCCEEDED, built.error
+    repository = "examples/" + FLAGSHIP
+    forged = provenance_sign({"digest": built.digest, "builder": "buildah", "run": 0})
+    altered = forged.replace(b'"run":0', b'"run":1').replace(b'"run": 0', b'"run": 1')
+    assert altered != forged
+    registry.signature_store(repository, built.digest, altered)
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+
+    again = run_wait(
+        services.image_deploy_start(
+            account=instructor,
+            image=f"{deployment.repository}@{built.digest}",
+            name="tampered",
+            target="local",
+            port=8080,
+            health_path="/health",
+        )
+    )
+
+    assert again.status == Run.Status.FAILED
+    assert steps_of(again)["deploy"].status == Step.Status.FAILED
+    assert "does not verify" in again.error
+
+
+def test_an_unsigned_image_is_refused_at_deploy(worker, instructor, settings):
+    base = settings.DEPLOYMENTS_BASE_IMAGE
+
+    run = run_wait(
+        services.image_deploy_start(
+            account=instructor, image=base, name="unsigned", target="local", port=8080,
+            health_path="/",
+        )
+    )  # fmt: skip
+
+    assert run.status == Run.Status.FAILED
+    assert "unsigned" in run.error
+    assert steps_of(run)["check"].status == Step.Status.SUCCEEDED
+
+
+def test_a_registry_that_is_down_fails_the_step_with_a_clear_message(
+    worker, instructor, settings
+):
+    settings.DEPLOYMENTS_REGISTRY = "127.0.0.1:9"
+    settings.DEPLOYMENTS_ALLOWED_REGISTRIES = ["127.0.0.1:9"]
+
+    run = run_wait(
+        services.image_deploy_start(
+            account=instructor, image="127.0.0.1:9/examples/x:latest", name="nowhere",
+            target="local", port=8080, health_path="/",
+        )
+    )  # fmt: skip
+
+    assert run.status == Run.Status.FAILED
+    assert "does not answer" in run.error
+
+
+def test_a_push_with_wrong_credentials_fails_from_the_stream(
+    deployments_home, settings
+):
+    client = engine.engine_client("local")
+    repository = settings.DEPLOYMENTS_BASE_IMAGE.rsplit(":", 1)[0]
+    digest = registry.manifest_digest("lessongraph/base", "busybox")
+    engine.image_pull(client, reference=f"{repository}@{digest}", auth=run_auth())
+    engine.image_tag(client, f"{repository}@{digest}", repository, "wrong-credentials")
+
+    with pytest.raises(engine.EngineError, match=r"push to .* failed"):
+        engine.image_push(
+            client,
+            repository=repository,
+            tag="wrong-credentials",
+            auth={"username": "lessongraph", "password": "wrong"},
+            on_line=lambda line: None,
+        )
+
+
+def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
+    worker, instructor, settings
+):
+    settings.DEPLOYMENTS_RUN_STALE_SECONDS = 5
+    stale = timezone.now() - timezone.timedelta(seconds=60)
+    run = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP, started_by=instructor,
+        status=Run.Status.RUNNING, started=stale, heartbeat=stale, worker="gone@host",
+    )  # fmt: skip
+    Step.objects.create(run=run, position=1, name="deploy", status=Step.Status.RUNNING)
+    client = engine.engine_client("local")
+    base = settings.DEPLOYMENTS_BASE_IMAGE
+    digest = registry.manifest_digest("lessongraph/base", "busybox")
+    image = f"{base.rsplit(':', 1)[0]}@{digest}"
+    engine.image_pull(client, reference=image, auth=run_auth())
+    client.containers.run(
+        image, ["sleep", "300"], name=f"{FLAGSHIP}-r{run.pk}", detach=True,
+        labels={"lessongraph.run": str(run.pk), "lessongraph.target": "local"},
+    )  # fmt: skip
+
+    failed = runs_reconcile.delay().get(timeout=60)
+
+    run.refresh_from_db()
+    assert failed == [run.pk]
+    assert run.status == Run.Status.FAILED
+    assert "stopped in the middle" in run.error
+    assert run.steps.get().status == Step.Status.FAILED
+    assert engine.container_find(client, f"{FLAGSHIP}-r{run.pk}") is None

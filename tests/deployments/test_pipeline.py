@@ -1,0 +1,87 @@
+"""The flagship example end to end on the real engine, registry and
+buildah: build, leak gate, push, sign, deploy, verify, roll back, tear
+down."""
+
+import json
+import subprocess
+
+import requests
+
+from deployments import services
+from deployments.models import Deployment, Run, Step
+from tests.deployments.runs import FLAGSHIP, example_run, run_wait, steps_of
+
+
+def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instructor):
+    first = example_run(instructor)
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    steps = steps_of(first)
+    assert list(steps) == [
+        "check",
+        "build",
+        "leak gate",
+        "push",
+        "sign",
+        "deploy",
+        "verify",
+    ]
+    assert all(step.status == Step.Status.SUCCEEDED for step in steps.values())
+    assert all(step.duration_ms is not None for step in steps.values())
+    assert "without showing either" in steps["verify"].proof
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+    assert requests.get(deployment.url + "health", timeout=5).text == "ok\n"
+    secret_values = services.secret_values(example=FLAGSHIP)
+    inspected = subprocess.run(
+        ["docker", "inspect", deployment.container_name], capture_output=True, text=True
+    ).stdout
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", f"{deployment.repository}@{first.digest}"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    for value in secret_values.values():
+        assert value not in inspected
+        assert value not in history
+        assert value not in "".join(step.log + step.proof for step in steps.values())
+    host_config = json.loads(inspected)[0]["HostConfig"]
+    assert host_config["ReadonlyRootfs"] is True
+    assert host_config["CapDrop"] == ["ALL"]
+    assert host_config["PortBindings"]["8080/tcp"][0]["HostIp"] == "127.0.0.1"
+
+    # A second build of a changed source gives a new digest to roll back from.
+    services.secret_set(
+        example=FLAGSHIP, name="api_key", value="another-run-secret-value"
+    )
+    second = example_run(instructor)
+    assert second.status == Run.Status.SUCCEEDED, second.error
+    deployment.refresh_from_db()
+    assert deployment.previous_digest == first.digest
+    assert requests.get(deployment.url + "health", timeout=5).status_code == 200
+    assert (
+        subprocess.run(
+            ["docker", "inspect", f"{FLAGSHIP}-r{first.pk}"], capture_output=True
+        ).returncode
+        != 0
+    )
+
+    rollback = run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.ROLLBACK
+        )
+    )
+    assert rollback.status == Run.Status.SUCCEEDED, rollback.error
+    deployment.refresh_from_db()
+    assert deployment.digest == first.digest
+
+    teardown = run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.TEARDOWN
+        )
+    )
+    assert teardown.status == Run.Status.SUCCEEDED, teardown.error
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.TORN_DOWN
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=lessongraph.deployment={FLAGSHIP}"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert left == ""
