@@ -484,15 +484,16 @@ class Sale:
             # The view failed: nothing is settled and nothing is charged.
             return response
 
+        # In the sale's transaction (``_sell``): with the site's own
+        # facilitator in-process, the settlement and the purchase are
+        # committed together or not at all.
+        settled = self._settle(verified, response_headers=dict(response.items()))
+        if not settled.success:
+            return self._settlement_refusal(settled)
         try:
-            with transaction.atomic():
-                settled = self._settle(
-                    verified, response_headers=dict(response.items())
-                )
-                if not settled.success:
-                    return self._settlement_refusal(settled)
-                self._purchase_record(settled, verified)
+            self._purchase_record(settled, verified)
         except SaleNotRecorded:
+            transaction.set_rollback(True)
             return self._refusal(
                 "The sale could not be recorded, so the payment was not settled "
                 "and nothing was charged. Try again.",
@@ -756,6 +757,7 @@ class Sale:
                 self.goods.label,
             )
             return
+        settled_here = self._settled_here(requirements)
         checked = self.answers.verify
         payer = (
             settled.payer
@@ -771,6 +773,7 @@ class Sale:
                 asset=requirements.asset,
                 network=settled.network or requirements.network,
                 account=self.account,
+                settled_here=settled_here,
             )
         except (DatabaseError, ValidationError) as error:
             logger.exception(
@@ -778,7 +781,7 @@ class Sale:
                 self.goods.label,
                 settled.transaction,
             )
-            if self._settled_here(requirements):
+            if settled_here:
                 raise SaleNotRecorded from error
 
     def _lines(self, requirements: PaymentRequirements) -> list[tuple[Lesson, int]]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, DecimalField, Value, When
+from django.utils import timezone
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from accounts.models import User
@@ -79,7 +81,7 @@ def wallet_fund(*, address: str, amount: int) -> Transfer:
         # The mint's balance is minus the supply, and a supply is a uint256.
         if amount - balances[MINT_ADDRESS].units > UINT256_MAX:
             raise ApplicationError("The token's supply would pass 2**256 - 1.")
-        transfer = _transfer_record(
+        funding = _transfer_record(
             kind=Transfer.Kind.FUNDING,
             token=token,
             payer=MINT_ADDRESS,
@@ -88,6 +90,9 @@ def wallet_fund(*, address: str, amount: int) -> Transfer:
             nonce="0x" + secrets.token_hex(32),
             balances=balances,
         )
+    # A fresh random nonce: never a conflict.
+    assert funding is not None
+    transfer = funding
     logger.info(
         "Wallet %s funded with %s in transfer %s",
         address,
@@ -182,11 +187,11 @@ def payment_settle(
        that the balance is enough, record the transfer and move both
        balances.
     3. The unique (network, asset, payer, nonce) constraint guards against
-       replays: an IntegrityError on it means the authorization was settled
-       before, or at the same moment elsewhere.
+       replays: an insert that conflicts with it means the authorization was
+       settled before, or at the same moment elsewhere.
 
     Called inside a transaction (a sale records its purchase in the same
-    one), the settlement is a savepoint of it.
+    one), the settlement is part of it.
     """
     try:
         payment = _payment_check(payload, requirements)
@@ -208,34 +213,50 @@ def payment_settle(
 
 
 def _settlement_record(payment: Payment) -> Transfer:
+    refusal, transfer = _settlement_try(payment)
+    if refusal is not None:
+        raise refusal
+    assert transfer is not None
+    return transfer
+
+
+def _settlement_try(
+    payment: Payment,
+) -> tuple[PaymentRefused | None, Transfer | None]:
+    """The settlement, or why not, with nothing written then.
+
+    No savepoint when the caller holds a transaction already (a sale): a
+    settlement is on the path of every paid request and each savepoint is
+    two round trips. So nothing in the block raises on a refusal, which
+    would doom the caller's transaction; refusals are returned, and a
+    replay is found by the insert itself rather than by an IntegrityError.
+    """
     authorization = payment.authorization
-    try:
-        with transaction.atomic():
-            balances = _balances_lock(
-                token=payment.token,
-                addresses=[authorization.payer, authorization.payee],
-            )
-            _balance_check(payment, balance=balances[authorization.payer].units)
-            return _transfer_record(
-                kind=Transfer.Kind.SETTLEMENT,
-                token=payment.token,
-                payer=authorization.payer,
-                payee=authorization.payee,
-                amount=authorization.value,
-                nonce=authorization.nonce,
-                balances=balances,
-            )
-    except IntegrityError:
-        if not selectors.nonce_used(
-            token=payment.token, payer=authorization.payer, nonce=authorization.nonce
-        ):
-            raise
+    with transaction.atomic(savepoint=False):
+        balances = _balances_lock(
+            token=payment.token,
+            addresses=[authorization.payer, authorization.payee],
+        )
+        refusal = _balance_refusal(payment, balance=balances[authorization.payer].units)
+        if refusal is not None:
+            return refusal, None
+        transfer = _transfer_record(
+            kind=Transfer.Kind.SETTLEMENT,
+            token=payment.token,
+            payer=authorization.payer,
+            payee=authorization.payee,
+            amount=authorization.value,
+            nonce=authorization.nonce,
+            balances=balances,
+        )
+    if transfer is None:
         logger.warning(
             "Nonce %s of %s was settled before; refused the replay",
             authorization.nonce,
             authorization.payer,
         )
-        raise _replay_refusal(payment) from None
+        return _replay_refusal(payment), None
+    return None, transfer
 
 
 def purchase_record(
@@ -247,6 +268,7 @@ def purchase_record(
     asset: str,
     network: str,
     account: User | None = None,
+    settled_here: bool = False,
 ) -> list[Purchase]:
     """Record what was sold in ``transaction_id``: each lesson of ``lines``
     with its price (in the asset's smallest unit), to ``account`` when the
@@ -258,6 +280,11 @@ def purchase_record(
     first rows: an insert that conflicts with them reads them back. Any
     other conflict (the account owns one of the lessons already) raises
     IntegrityError.
+
+    ``settled_here``: the site's own facilitator settled it in the caller's
+    transaction, so its id is new and nothing can be recorded under it yet;
+    the rows are inserted without a savepoint, a round trip each way on
+    every paid request, and any conflict raises.
     """
     purchases = [
         Purchase(
@@ -282,9 +309,11 @@ def purchase_record(
             validate_constraints=False,
         )
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=not settled_here):
             Purchase.objects.bulk_create(purchases)
     except IntegrityError:
+        if settled_here:
+            raise
         existing = list(Purchase.objects.filter(transaction=transaction_id))
         if {row.lesson_id for row in existing} != {row.lesson_id for row in purchases}:
             raise
@@ -320,14 +349,21 @@ def _payment_check(
 
 
 def _balance_check(payment: Payment, *, balance: int) -> None:
+    refusal = _balance_refusal(payment, balance=balance)
+    if refusal is not None:
+        raise refusal
+
+
+def _balance_refusal(payment: Payment, *, balance: int) -> PaymentRefused | None:
     authorization = payment.authorization
-    if balance < authorization.value:
-        raise PaymentRefused(
-            Reason.INSUFFICIENT_FUNDS,
-            f"{authorization.payer} holds {payment.token.text_from_units(balance)}; "
-            f"the payment is {payment.token.text_from_units(authorization.value)}.",
-            payer=authorization.payer,
-        )
+    if balance >= authorization.value:
+        return None
+    return PaymentRefused(
+        Reason.INSUFFICIENT_FUNDS,
+        f"{authorization.payer} holds {payment.token.text_from_units(balance)}; "
+        f"the payment is {payment.token.text_from_units(authorization.value)}.",
+        payer=authorization.payer,
+    )
 
 
 def _replay_refusal(payment: Payment) -> PaymentRefused:
@@ -371,9 +407,10 @@ def _transfer_record(
     amount: int,
     nonce: str,
     balances: dict[str, Balance],
-) -> Transfer:
-    """Record one transfer and move both balances with it. The caller holds
-    the transaction and the locks on both balances."""
+) -> Transfer | None:
+    """Record one transfer and move both balances with it; None, with
+    nothing written, when the payer's nonce was used already. The caller
+    holds the transaction and the locks on both balances."""
     transfer = Transfer(
         transaction="0x" + secrets.token_hex(32),
         kind=kind,
@@ -389,16 +426,62 @@ def _transfer_record(
     # first would only race them.
     transfer.full_clean(validate_unique=False, validate_constraints=False)
     _exactness_check(amount)
-    transfer.save()
+    if not _transfer_insert(transfer):
+        return None
 
-    for address, change in ((payer, -amount), (payee, amount)):
+    held = {address: balances[address].units for address in (payer, payee)}
+    held[payer] -= amount
+    held[payee] += amount
+    for address, units in held.items():
+        _exactness_check(units)
         balance = balances[address]
-        held = balance.units + change
-        _exactness_check(held)
-        balance.amount = Decimal(held)
+        balance.amount = Decimal(units)
         balance.full_clean(validate_unique=False, validate_constraints=False)
-        balance.save(update_fields=["amount", "updated"])
+    # Both balances in one statement: a settlement is on the path of every
+    # paid request, and each statement is a round trip.
+    moved = [balances[address] for address in held]
+    Balance.objects.filter(pk__in=[balance.pk for balance in moved]).update(
+        amount=Case(
+            *[When(pk=balance.pk, then=Value(balance.amount)) for balance in moved],
+            output_field=DecimalField(),
+        ),
+        updated=timezone.now(),
+    )
     return transfer
+
+
+def _transfer_insert(transfer: Transfer) -> bool:
+    """Insert ``transfer`` unless its payer used its nonce before; whether
+    it was inserted.
+
+    ON CONFLICT DO NOTHING, which Django's ORM cannot say with a RETURNING:
+    a used nonce is then an answer, not an IntegrityError that would need a
+    savepoint to recover from. PostgreSQL and SQLite (3.35+) both speak it.
+    """
+    meta = Transfer._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    conflict = ("network", "asset", "payer", "nonce")
+    sql = (
+        f"INSERT INTO {quote(str(meta.db_table))} "
+        f"({', '.join(quote(str(field.column)) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(quote(column) for column in conflict)}) "
+        f"DO NOTHING RETURNING {quote(str(meta.pk.column))}"
+    )
+    values = [
+        field.get_db_prep_save(getattr(transfer, field.attname), connection)
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    transfer.pk = row[0]
+    transfer._state.adding = False
+    transfer._state.db = connection.alias
+    return True
 
 
 def _exactness_check(value: int) -> None:
