@@ -1,12 +1,14 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from lessons.arxiv_client import ArxivIdError, arxiv_id_parse
 from lessons.models import Edge, Lesson, LessonTag, Paper, Tag, Topic
 from lessons.services import lesson_citations_sync
-from lessons.tasks import lesson_rerender
+from lessons.tasks import lesson_rerender, papers_refresh
 
 
 class LessonTagInline(admin.TabularInline[LessonTag, Lesson]):
@@ -65,6 +67,14 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
     ) -> None:
         super().save_related(request, form, formsets, change)
         lesson_citations_sync(lesson=form.instance)
+        never_fetched = list(
+            form.instance.papers.filter(fetched__isnull=True, title="").values_list(
+                "arxiv_id", flat=True
+            )
+        )
+        if never_fetched:
+            # celery-types does not know delay_on_commit (Celery 5.4+).
+            papers_refresh.delay_on_commit(never_fetched)  # type: ignore[attr-defined]
 
     @admin.action(description="Render the HTML of the selected lessons again")
     def rerender(self, request: HttpRequest, queryset: QuerySet[Lesson]) -> None:
@@ -94,7 +104,67 @@ class TagAdmin(admin.ModelAdmin[Tag]):
     search_fields = ["name"]
 
 
+class PaperAddForm(forms.ModelForm[Paper]):
+    """A paper is added by its arXiv id alone; its metadata is fetched in
+    the background. A version given with the id is dropped: the site keeps
+    the newest, and lessons name the version they cite."""
+
+    class Meta:
+        model = Paper
+        fields = ["arxiv_id"]
+        help_texts = {"arxiv_id": "Such as 2506.06478 or hep-th/9901001."}
+
+    def clean_arxiv_id(self) -> str:
+        try:
+            return arxiv_id_parse(self.cleaned_data["arxiv_id"]).base
+        except ArxivIdError as error:
+            raise forms.ValidationError(str(error)) from None
+
+
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin[Paper]):
-    list_display = ["arxiv_id", "version", "title", "primary_category", "fetched"]
+    list_display = [
+        "arxiv_id",
+        "version",
+        "title",
+        "primary_category",
+        "withdrawn",
+        "fetched",
+        "refresh_failed",
+    ]
+    list_filter = ["withdrawn"]
     search_fields = ["arxiv_id", "title"]
+    readonly_fields = ["fetched", "refresh_failed", "refresh_error"]
+    actions = ["refresh"]
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: Paper | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[forms.ModelForm[Paper]]:
+        if obj is None:
+            kwargs["form"] = PaperAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Paper | None = None) -> Any:
+        if obj is None:
+            return ["arxiv_id"]
+        return super().get_fields(request, obj)
+
+    def save_model(
+        self, request: HttpRequest, obj: Paper, form: Any, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            papers_refresh.delay_on_commit([obj.arxiv_id])  # type: ignore[attr-defined]
+            self.message_user(
+                request, f"Fetching the details of {obj} from arXiv in the background."
+            )
+
+    @admin.action(description="Fetch the selected papers from arXiv again")
+    def refresh(self, request: HttpRequest, queryset: QuerySet[Paper]) -> None:
+        arxiv_ids = list(queryset.values_list("arxiv_id", flat=True))
+        papers_refresh.delay_on_commit(arxiv_ids)  # type: ignore[attr-defined]
+        self.message_user(request, f"Queued {len(arxiv_ids)} papers for fetching.")

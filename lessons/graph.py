@@ -14,7 +14,7 @@ import networkx as nx
 from django.db.models import Q
 
 from config.errors import ApplicationError
-from lessons.models import Edge, Lesson, format_decimal
+from lessons.models import Citation, Edge, Lesson, Paper, format_decimal
 
 
 def prerequisite_cycle(
@@ -48,12 +48,24 @@ class Neighbourhood:
     lessons: dict[int, Lesson]
     hops: dict[int, int]
     edges: list[Edge] = field(default_factory=list)
+    # Papers cited by the lessons within reach, one hop past the nearest
+    # lesson citing them, and the citations that reach them.
+    citations: list[Citation] = field(default_factory=list)
+    paper_hops: dict[int, int] = field(default_factory=dict)
 
     def neighbours(self) -> list[Lesson]:
         """Every lesson but the centre, nearest first, then by title."""
         others = [pk for pk in self.hops if pk != self.center.pk]
         others.sort(key=lambda pk: (self.hops[pk], self.lessons[pk].title))
         return [self.lessons[pk] for pk in others]
+
+    def papers(self) -> list[Paper]:
+        """Every paper reached, nearest first, then by id."""
+        papers = {citation.paper.pk: citation.paper for citation in self.citations}
+        return sorted(
+            papers.values(),
+            key=lambda paper: (self.paper_hops[paper.pk], paper.arxiv_id),
+        )
 
 
 def neighbourhood(center: Lesson, depth: int) -> Neighbourhood:
@@ -102,6 +114,20 @@ def neighbourhood(center: Lesson, depth: int) -> Neighbourhood:
         .in_bulk(list(hops))
     )
     lessons[center.pk] = center
+
+    # Papers are leaves: a lesson reaches the papers it cites, but the
+    # neighbourhood does not grow through a paper to other lessons citing it.
+    citing = [pk for pk, hop in hops.items() if hop < depth]
+    citations = list(
+        Citation.objects.filter(lesson_id__in=citing)
+        .select_related("paper")
+        .defer("paper__abstract")
+        .order_by("lesson_id", "position", "id")
+    )
+    paper_hops: dict[int, int] = {}
+    for citation in citations:
+        hop = hops[citation.lesson_id] + 1
+        paper_hops[citation.paper_id] = min(paper_hops.get(citation.paper_id, hop), hop)
     return Neighbourhood(
         center=center,
         depth=depth,
@@ -109,6 +135,8 @@ def neighbourhood(center: Lesson, depth: int) -> Neighbourhood:
         lessons=lessons,
         hops=dict(hops),
         edges=sorted(edges.values(), key=lambda edge: edge.pk),
+        citations=citations,
+        paper_hops=paper_hops,
     )
 
 

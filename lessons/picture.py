@@ -2,10 +2,10 @@
 on its own ring. The template ``lessons/_neighbourhood.svg`` draws it."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lessons.graph import Neighbourhood
-from lessons.models import Edge, Lesson
+from lessons.models import Edge, Lesson, Paper
 
 WIDTH = 960
 HEIGHT = 500
@@ -24,23 +24,56 @@ class PlacedLesson:
 
     @property
     def label_position(self) -> tuple[float, float, str]:
-        """Where the label goes: away from the centre, so that labels of
-        one ring spread outward instead of over the edges."""
-        if self.hop == 0:
-            return self.x, self.y + 30, "middle"
-        cos, sin = math.cos(self.angle), math.sin(self.angle)
-        if cos > 0.35:
-            return self.x + 15, self.y + 4, "start"
-        if cos < -0.35:
-            return self.x - 15, self.y + 4, "end"
-        return self.x, self.y + (26 if sin > 0 else -16), "middle"
+        return label_position(self.x, self.y, self.hop, self.angle)
 
     @property
     def label(self) -> str:
-        title = self.lesson.title
-        if len(title) <= LABEL_LENGTH:
-            return title
-        return title[: LABEL_LENGTH - 1].rstrip() + "…"
+        return shortened(self.lesson.title)
+
+
+@dataclass(frozen=True)
+class PlacedPaper:
+    """A cited paper, on the ring past the nearest lesson citing it."""
+
+    paper: Paper
+    x: float
+    y: float
+    hop: int
+    angle: float = 0.0
+
+    @property
+    def label_position(self) -> tuple[float, float, str]:
+        return label_position(self.x, self.y, self.hop, self.angle)
+
+    @property
+    def label(self) -> str:
+        return shortened(self.paper.title or str(self.paper))
+
+    @property
+    def corner(self) -> tuple[float, float]:
+        """The top left corner of its square."""
+        return round(self.x - 9, 1), round(self.y - 9, 1)
+
+
+def label_position(
+    x: float, y: float, hop: int, angle: float
+) -> tuple[float, float, str]:
+    """Where a label goes: away from the centre, so that labels of one ring
+    spread outward instead of over the edges."""
+    if hop == 0:
+        return x, y + 30, "middle"
+    cos, sin = math.cos(angle), math.sin(angle)
+    if cos > 0.35:
+        return x + 15, y + 4, "start"
+    if cos < -0.35:
+        return x - 15, y + 4, "end"
+    return x, y + (26 if sin > 0 else -16), "middle"
+
+
+def shortened(title: str) -> str:
+    if len(title) <= LABEL_LENGTH:
+        return title
+    return title[: LABEL_LENGTH - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -57,16 +90,34 @@ class PlacedEdge:
         return self.kind != Edge.Kind.RELATED
 
     def trimmed(self) -> tuple[float, float, float, float]:
-        """End points pulled back from the node circles so arrows show."""
-        dx, dy = self.end.x - self.start.x, self.end.y - self.start.y
-        length = math.hypot(dx, dy) or 1.0
-        pull = 16 / length
-        return (
-            round(self.start.x + dx * pull, 1),
-            round(self.start.y + dy * pull, 1),
-            round(self.end.x - dx * pull, 1),
-            round(self.end.y - dy * pull, 1),
-        )
+        return trimmed(self.start, self.end)
+
+
+def trimmed(
+    start: "PlacedLesson | PlacedPaper", end: "PlacedLesson | PlacedPaper"
+) -> tuple[float, float, float, float]:
+    """End points pulled back from the node circles so arrows show."""
+    dx, dy = end.x - start.x, end.y - start.y
+    length = math.hypot(dx, dy) or 1.0
+    pull = 16 / length
+    return (
+        round(start.x + dx * pull, 1),
+        round(start.y + dy * pull, 1),
+        round(end.x - dx * pull, 1),
+        round(end.y - dy * pull, 1),
+    )
+
+
+@dataclass(frozen=True)
+class PlacedCitation:
+    """A lesson citing a paper: a line without an arrow."""
+
+    start: PlacedLesson
+    end: PlacedPaper
+    version: int | None
+
+    def trimmed(self) -> tuple[float, float, float, float]:
+        return trimmed(self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -76,30 +127,39 @@ class Picture:
     lessons: list[PlacedLesson]
     edges: list[PlacedEdge]
     left_out: int
+    papers: list[PlacedPaper] = field(default_factory=list)
+    citations: list[PlacedCitation] = field(default_factory=list)
 
 
 def layout(hood: Neighbourhood, limit: int) -> Picture:
     shown = [hood.center, *hood.neighbours()[: max(limit - 1, 0)]]
-    rings: dict[int, list[Lesson]] = {}
+    papers = hood.papers()[: max(limit - len(shown), 0)]
+    rings: dict[int, list[Lesson | Paper]] = {}
     for lesson in shown:
         rings.setdefault(hood.hops[lesson.pk], []).append(lesson)
+    for paper in papers:
+        rings.setdefault(hood.paper_hops[paper.pk], []).append(paper)
 
     # Rings fill the picture: the outermost touches its margins.
     outermost = max(rings) or 1
     step_x = (WIDTH / 2 - MARGIN_X) / outermost
     step_y = (HEIGHT / 2 - MARGIN_Y) / outermost
     placed: dict[int, PlacedLesson] = {}
+    placed_papers: dict[int, PlacedPaper] = {}
     for hop, members in rings.items():
         turn = hop * 0.5  # turn each ring a little so labels don't stack
-        for index, lesson in enumerate(members):
+        for index, member in enumerate(members):
             angle = turn + 2 * math.pi * index / len(members)
-            placed[lesson.pk] = PlacedLesson(
-                lesson=lesson,
-                x=round(WIDTH / 2 + hop * step_x * math.cos(angle), 1),
-                y=round(HEIGHT / 2 + hop * step_y * math.sin(angle), 1),
-                hop=hop,
-                angle=angle,
-            )
+            x = round(WIDTH / 2 + hop * step_x * math.cos(angle), 1)
+            y = round(HEIGHT / 2 + hop * step_y * math.sin(angle), 1)
+            if isinstance(member, Paper):
+                placed_papers[member.pk] = PlacedPaper(
+                    paper=member, x=x, y=y, hop=hop, angle=angle
+                )
+            else:
+                placed[member.pk] = PlacedLesson(
+                    lesson=member, x=x, y=y, hop=hop, angle=angle
+                )
 
     edges = []
     for edge in hood.edges:
@@ -109,10 +169,21 @@ def layout(hood: Neighbourhood, limit: int) -> Picture:
         edges.append(
             PlacedEdge(kind=edge.kind, note=edge.note, start=target, end=source)
         )
+    citations = [
+        PlacedCitation(
+            start=placed[citation.lesson_id],
+            end=placed_papers[citation.paper_id],
+            version=citation.cited_version,
+        )
+        for citation in hood.citations
+        if citation.lesson_id in placed and citation.paper_id in placed_papers
+    ]
     return Picture(
         width=WIDTH,
         height=HEIGHT,
         lessons=list(placed.values()),
         edges=edges,
-        left_out=len(hood.hops) - len(placed),
+        left_out=len(hood.hops) + len(hood.paper_hops) - len(placed) - len(papers),
+        papers=list(placed_papers.values()),
+        citations=citations,
     )

@@ -1,9 +1,11 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
@@ -11,7 +13,15 @@ from django.shortcuts import get_object_or_404
 from config.errors import ApplicationError
 from config.parsing import is_whole_number
 from lessons.graph import LearningPath, Neighbourhood, learning_path, neighbourhood
-from lessons.models import MAX_DEPTH, MIN_DEPTH, Lesson, Topic
+from lessons.models import (
+    MAX_DEPTH,
+    MIN_DEPTH,
+    Citation,
+    Lesson,
+    Paper,
+    Topic,
+    split_arxiv_id,
+)
 
 
 class CatalogueFilters(forms.Form):
@@ -163,3 +173,49 @@ def topic_list() -> list[Topic]:
     for topic in topics:
         topic.lesson_count = totals[topic.path]  # type: ignore[attr-defined]
     return topics
+
+
+# Papers ---------------------------------------------------------------------
+
+
+def paper_get(*, arxiv_id: str) -> Paper:
+    """The paper held under a base id; 404 with the reason for an id that
+    is malformed or not held."""
+    try:
+        base, _version = split_arxiv_id(arxiv_id)
+    except ValidationError as error:
+        raise ApplicationError(error.messages[0], status=HTTPStatus.NOT_FOUND) from None
+    paper = Paper.objects.filter(arxiv_id=base).first()
+    if paper is None:
+        raise ApplicationError(
+            f"No lesson cites arXiv:{base}, so the site holds no page for it.",
+            status=HTTPStatus.NOT_FOUND,
+        )
+    return paper
+
+
+def paper_citations(*, paper: Paper) -> QuerySet[Citation]:
+    return (
+        paper.citations.select_related("lesson", "paper")
+        .defer("lesson__body", "lesson__body_html")
+        .order_by("lesson__title")
+    )
+
+
+def citations_needing_attention(*, author: Any | None) -> list[Citation]:
+    """Citations of a paper since revised, withdrawn, or that arXiv did not
+    know at the last refresh; of ``author``'s lessons, or of every lesson
+    when ``author`` is None. Most urgent first: withdrawn, then by paper."""
+    citations = Citation.objects.select_related("lesson", "paper").defer(
+        "lesson__body", "lesson__body_html"
+    )
+    if author is not None:
+        citations = citations.filter(lesson__author=author)
+    flagged = [
+        citation
+        for citation in citations.order_by("paper__arxiv_id", "lesson__title")
+        if citation.paper.withdrawn
+        or citation.newer_version
+        or citation.paper.refresh_error
+    ]
+    return sorted(flagged, key=lambda citation: not citation.paper.withdrawn)

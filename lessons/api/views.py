@@ -1,7 +1,12 @@
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,12 +54,32 @@ class LessonDetailView(APIView):
         return Response(LessonDetailSerializer(lesson).data)
 
 
+PaperNodeSerializer = inline_serializer(
+    "NeighbourhoodPaper",
+    {
+        "kind": serializers.CharField(),
+        "arxiv_id": serializers.CharField(),
+        "title": serializers.CharField(),
+        "version": serializers.IntegerField(allow_null=True),
+        "withdrawn": serializers.BooleanField(),
+        "url": serializers.CharField(),
+        "hop": serializers.IntegerField(),
+    },
+)
+
 NeighbourhoodSerializer = inline_serializer(
     "Neighbourhood",
     {
         "center": serializers.CharField(),
         "depth": serializers.IntegerField(),
-        "nodes": LessonLinkSerializer(many=True),
+        # Lessons, then the papers they cite (kind "paper"), whose edges
+        # have kind "cites" and target "arxiv:<id>".
+        "nodes": PolymorphicProxySerializer(
+            component_name="NeighbourhoodNode",
+            serializers={"lesson": LessonLinkSerializer, "paper": PaperNodeSerializer},
+            resource_type_field_name="kind",
+            many=True,
+        ),
         "edges": inline_serializer(
             "NeighbourhoodEdge",
             {
@@ -79,11 +104,26 @@ class LessonNeighbourhoodView(APIView):
         lesson = selectors.lesson_get(slug=slug)
         hood = selectors.lesson_neighbourhood(lesson=lesson, depth=depth)
         ordered = sorted(hood.hops.items(), key=lambda item: (item[1], item[0]))
-        nodes = LessonLinkSerializer(
-            [hood.lessons[pk] for pk, _ in ordered], many=True
-        ).data
+        nodes: list[Any] = list(
+            LessonLinkSerializer(
+                [hood.lessons[pk] for pk, _ in ordered], many=True
+            ).data
+        )
         for node, (_pk, hop) in zip(nodes, ordered, strict=True):
+            node["kind"] = "lesson"
             node["hop"] = hop
+        nodes.extend(
+            {
+                "kind": "paper",
+                "arxiv_id": paper.arxiv_id,
+                "title": paper.title,
+                "version": paper.version,
+                "withdrawn": paper.withdrawn,
+                "url": paper.get_absolute_url(),
+                "hop": hood.paper_hops[paper.pk],
+            }
+            for paper in hood.papers()
+        )
         slugs = {pk: hood.lessons[pk].slug for pk in hood.lessons}
         edges = [
             {
@@ -94,6 +134,15 @@ class LessonNeighbourhoodView(APIView):
             }
             for edge in hood.edges
         ]
+        edges.extend(
+            {
+                "source": slugs[citation.lesson_id],
+                "target": f"arxiv:{citation.paper.arxiv_id}",
+                "kind": "cites",
+                "note": f"v{citation.cited_version}" if citation.cited_version else "",
+            }
+            for citation in hood.citations
+        )
         return Response(
             {"center": lesson.slug, "depth": depth, "nodes": nodes, "edges": edges}
         )
