@@ -41,6 +41,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import reverse
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -132,6 +133,8 @@ class Goods:
     lessons: tuple[Lesson, ...]
     # For people: "the lesson 'Dockerfiles'", "the path to 'Dockerfiles'".
     name: str
+    # Where a person buys it: the lesson's page, or the path's.
+    page: str
 
     @property
     def opening(self) -> str:
@@ -182,6 +185,7 @@ def lesson_sell(
         request,
         wanted=[lesson],
         name=f"the lesson {lesson.title!r}",
+        page=lesson.get_absolute_url(),
         resource=resource,
         render=render,
     )
@@ -201,6 +205,7 @@ def path_sell(
         request,
         wanted=path.steps,
         name=f"the path to {path.lesson.title!r}",
+        page=_path_page(path),
         resource=resource,
         render=render,
     )
@@ -211,6 +216,7 @@ def _sell(
     *,
     wanted: Sequence[Lesson],
     name: str,
+    page: str,
     resource: Resource,
     render: Callable[[], HttpResponse],
 ) -> HttpResponse:
@@ -228,7 +234,7 @@ def _sell(
         with transaction.atomic() if paying else nullcontext():
             if paying and account is not None:
                 _account_lock(account)
-            goods = _goods_unowned(account, wanted, name=name)
+            goods = _goods_unowned(account, wanted, name=name, page=page)
             if goods is None:
                 return _owned(render())
             sale = _sale_open(request, goods=goods, resource=resource, answers=answers)
@@ -278,6 +284,7 @@ def lessons_buy(
     account: User,
     wanted: Sequence[Lesson],
     name: str,
+    page: str,
     resource: Resource,
 ) -> AccountPurchase:
     """Buy the gated lessons of ``wanted`` that ``account`` does not own,
@@ -304,7 +311,7 @@ def lessons_buy(
     try:
         with transaction.atomic():
             _account_lock(account)
-            goods = _goods_unowned(account, wanted, name=name)
+            goods = _goods_unowned(account, wanted, name=name, page=page)
             if goods is None:
                 return AccountPurchase(purchases=[])
             sale = _sale_open(request, goods=goods, resource=resource, answers=answers)
@@ -323,6 +330,7 @@ def lesson_buy(
         account=account,
         wanted=[lesson],
         name=f"the lesson {lesson.title!r}",
+        page=lesson.get_absolute_url(),
         resource=resource,
     )
 
@@ -336,6 +344,7 @@ def path_buy(
         account=account,
         wanted=path.steps,
         name=f"the path to {path.lesson.title!r}",
+        page=_path_page(path),
         resource=resource,
     )
 
@@ -404,7 +413,7 @@ def _sale_open(
 
 
 def _goods_unowned(
-    account: User | None, wanted: Sequence[Lesson], *, name: str
+    account: User | None, wanted: Sequence[Lesson], *, name: str, page: str
 ) -> Goods | None:
     """The gated lessons of ``wanted`` that ``account`` does not own, or
     None when there are none."""
@@ -418,7 +427,11 @@ def _goods_unowned(
         gated = [lesson for lesson in gated if lesson.pk not in owned]
     if not gated:
         return None
-    return Goods(lessons=tuple(gated), name=name)
+    return Goods(lessons=tuple(gated), name=name, page=page)
+
+
+def _path_page(path: LearningPath) -> str:
+    return reverse("lessons:path", kwargs={"slug": path.lesson.slug})
 
 
 def _account_lock(account: User) -> None:
@@ -706,16 +719,26 @@ class Sale:
 
     def _refusal(self, message: str, *, reason: str | None = None) -> HttpResponse:
         """402 with the offer twice: in PAYMENT-REQUIRED for version 2 and
-        as the body for version 1, each with ``message`` as its error."""
+        as the body for version 1, each with ``message`` as its error. A
+        browser gets a page instead of the version-1 body: the paywall."""
         offer = self.offer().model_copy(update={"error": message})
-        body: dict[str, Any] = PaymentRequiredV1(
-            error=message, accepts=requirements_v1(offer)
-        ).model_dump(mode="json", by_alias=True, exclude_none=True)
-        if reason is not None:
-            # Beside the version-1 fields, which clients read; extra fields
-            # are ignored by the package's models.
-            body["reason"] = str(reason)
-        response = JsonResponse(body, status=402)
+        response: HttpResponse
+        if _from_browser(self.request):
+            page = render_to_string(
+                "payments/paywall.html",
+                {"goods": self.goods, "message": message, "resource": self.resource},
+                request=self.request,
+            )
+            response = HttpResponse(page, status=402)
+        else:
+            body: dict[str, Any] = PaymentRequiredV1(
+                error=message, accepts=requirements_v1(offer)
+            ).model_dump(mode="json", by_alias=True, exclude_none=True)
+            if reason is not None:
+                # Beside the version-1 fields, which clients read; extra
+                # fields are ignored by the package's models.
+                body["reason"] = str(reason)
+            response = JsonResponse(body, status=402)
         response[PAYMENT_REQUIRED_HEADER] = encode_payment_required_header(offer)
         response["Cache-Control"] = "no-store"
         response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
@@ -845,6 +868,16 @@ def _authorization_payer(payload: PaymentPayload) -> str | None:
     if isinstance(authorization, dict) and isinstance(authorization.get("from"), str):
         return str(authorization["from"])
     return None
+
+
+def _from_browser(request: HttpRequest) -> bool:
+    """A person's browser, which reads a page better than JSON: it asks for
+    HTML first and names itself as browsers do. A program that wants the
+    HTML body (``Accept: text/html``) still gets the version-1 JSON."""
+    return (
+        "Mozilla/" in request.headers.get("User-Agent", "")
+        and request.get_preferred_type(["text/html", "application/json"]) == "text/html"
+    )
 
 
 def _payment_sent(request: HttpRequest) -> bool:
