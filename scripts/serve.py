@@ -2,7 +2,8 @@
 
 1. Migrate the database (SQLite under ``var/`` unless DATABASE_URL says
    otherwise) and load the bundled papers and lessons; both are idempotent.
-2. Start a Celery worker and the web server, each in its own process group.
+2. Start a Celery worker (with beat) and the web server, each in its own
+   process group.
 3. On Ctrl-C or SIGTERM, or when either process dies, stop both.
 """
 
@@ -31,10 +32,13 @@ def main() -> int:
     for command in (["migrate", "--noinput"], ["load_bundled"]):
         subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, check=True)
 
+    # The worker runs Celery beat too (the daily refresh of papers); its
+    # schedule file sits beside the embedded broker's folders.
+    beat_schedule = Path(os.environ.get("DATA_DIR", ROOT / "var")) / "celery" / "beat"
     processes = [
         start([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
                "--concurrency=2", "--without-gossip", "--without-mingle",
-               "--without-heartbeat"]),
+               "--without-heartbeat", "--beat", f"--schedule={beat_schedule}"]),
         start([PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{arguments.port}"]),
     ]  # fmt: skip
     print(

@@ -315,3 +315,31 @@ def test_the_admin_refuses_a_malformed_paper_id(admin_client, arxiv_server):
     assert "there is no month 13" in response.content.decode()
     assert not Paper.objects.exists()
     assert arxiv_server.requests == []
+
+
+def test_an_arxiv_tag_added_to_a_lesson_in_the_admin_fetches_the_paper(
+    admin_client, arxiv_server, worker
+):
+    from lessons.models import Tag
+
+    arxiv_server.add("2511.05720", FIRST, LATEST)
+    lesson = LessonFactory()
+    tag = Tag.objects.create(name="arxiv:2511.05720v1")
+    form = {
+        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
+        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
+        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
+        "lesson_tags-TOTAL_FORMS": 1, "lesson_tags-INITIAL_FORMS": 0,
+        "lesson_tags-0-tag": tag.pk, "lesson_tags-0-position": 0,
+        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
+    }  # fmt: skip
+
+    response = admin_client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND
+    paper = Paper.objects.get()
+    deadline = time.monotonic() + 30
+    while not paper.fetched and time.monotonic() < deadline:
+        time.sleep(0.2)
+        paper.refresh_from_db()
+    assert (paper.version, paper.versions["1"]["title"]) == (2, FIRST.title)

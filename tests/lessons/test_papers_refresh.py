@@ -180,3 +180,16 @@ def test_refreshing_unchanged_papers_reports_them_unchanged(bundled, server):
 
     assert report.updated == []
     assert sorted(report.unchanged) == ["2506.06478", "2507.17852", "2511.05720"]
+
+
+def test_after_refresh_papers_lesson_and_paper_pages_show_it(bundled, server, client):
+    call_command("refresh_papers", stdout=StringIO())
+
+    lesson_page = client.get("/lessons/docker-socket-and-dind-risks/").content.decode()
+    paper_page = client.get("/papers/2511.05720/").content.decode()
+
+    assert "A newer version exists: v3 of 1 December 2025." in lesson_page
+    assert f"This lesson cites v2, titled “{OLD.title}”." in lesson_page
+    assert NEW.title in paper_page
+    for slug in ("docker-socket-and-dind-risks", "shipping-containers-without-dind"):
+        assert f'href="/lessons/{slug}/"' in paper_page
