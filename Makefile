@@ -6,7 +6,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lessongraph
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test provision lint bench bench-payments clean
+.PHONY: run test provision lint bench bench-payments bench-deployments clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $$(scripts/find-python.sh) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(VENV)/.installed provision
 
 bench-payments: $(VENV)/.installed provision
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/lessongraph_bench_pay $(PY) bench/payments.py
+
+bench-deployments: $(VENV)/.installed provision
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/lessongraph_bench_dep $(PY) bench/deployments.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

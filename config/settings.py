@@ -381,6 +381,9 @@ DEPLOYMENTS_RUN_STALE_SECONDS = int(
     os.environ.get("DEPLOYMENTS_RUN_STALE_SECONDS", "120")
 )
 DEPLOYMENTS_RUN_TIME_LIMIT_SECONDS = 900
+# Names this site's containers and local images, and labels them, so that
+# several sites (or test sessions) can share one engine.
+DEPLOYMENTS_INSTANCE = os.environ.get("DEPLOYMENTS_INSTANCE", "lessongraph")
 CELERY_BEAT_SCHEDULE = {
     "deployments-runs-reconcile": {
         "task": "deployments.tasks.runs_reconcile",

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("payments.urls_buy")),
     path("api/", include("lessons.api.urls")),
     path("api/", include("payments.api.urls")),
+    path("api/", include("deployments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
@@ -37,5 +38,6 @@ urlpatterns = [
     path("api/account/", include("accounts.api.urls")),
     path("facilitator/", include("payments.urls")),
     path("sales/", include("payments.urls_pages")),
+    path("deployments/", include("deployments.urls")),
     path("health/live", live, name="live"),
 ]

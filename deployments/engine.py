@@ -347,9 +347,11 @@ def container_logs(container: Container, *, tail: int = 50) -> str:
 
 
 def containers_labelled(
-    client: docker.DockerClient, label: str, value: str
+    client: docker.DockerClient, labels: dict[str, str]
 ) -> list[Container]:
+    """Containers, running or not, carrying every one of these labels."""
+    wanted = [f"{name}={value}" for name, value in labels.items()]
     return _engine_call(
         "listing containers",
-        lambda: client.containers.list(all=True, filters={"label": f"{label}={value}"}),
+        lambda: client.containers.list(all=True, filters={"label": wanted}),
     )

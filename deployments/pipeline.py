@@ -127,7 +127,7 @@ def _deployment(state: Pass) -> Deployment | None:
 
 def _spec(state: Pass, image: str) -> ContainerSpec:
     run = state.run
-    name = f"{run.subject}-r{run.pk}"
+    name = container_name(run)
     if run.example:
         spec = _example(state).container_spec(image=image, name=name)
     else:
@@ -136,6 +136,7 @@ def _spec(state: Pass, image: str) -> ContainerSpec:
         "lessongraph.run": str(run.pk),
         "lessongraph.deployment": run.subject,
         "lessongraph.target": run.target,
+        "lessongraph.instance": settings.DEPLOYMENTS_INSTANCE,
     }
     return spec
 
@@ -574,18 +575,22 @@ def _secret_proofs(state: Pass, base: str) -> str:
 def step_teardown(state: Pass) -> None:
     run = state.run
     containers = engine.containers_labelled(
-        state.client, "lessongraph.deployment", run.subject
+        state.client,
+        {
+            "lessongraph.deployment": run.subject,
+            "lessongraph.target": run.target,
+            "lessongraph.instance": settings.DEPLOYMENTS_INSTANCE,
+        },
     )
     removed = []
     for container in containers:
-        if container.labels.get("lessongraph.target") == run.target:
-            engine.container_remove(state.client, container.id or "")
-            shutil.rmtree(
-                settings.DEPLOYMENTS_DIR / "secrets" / (container.name or "-"),
-                ignore_errors=True,
-            )
-            removed.append(container.name or "")
-            state.log(f"removed {container.name}")
+        engine.container_remove(state.client, container.id or "")
+        shutil.rmtree(
+            settings.DEPLOYMENTS_DIR / "secrets" / (container.name or "-"),
+            ignore_errors=True,
+        )
+        removed.append(container.name or "")
+        state.log(f"removed {container.name}")
     Deployment.objects.filter(name=run.subject, target=run.target).update(
         status=Deployment.Status.TORN_DOWN,
         host_port=None,
@@ -633,7 +638,12 @@ def failed_run_cleanup(state: Pass) -> None:
 
 
 def local_image_name(run: Run) -> str:
-    return f"localhost/lessongraph/run-{run.pk}:{run.example or run.subject}"
+    instance = settings.DEPLOYMENTS_INSTANCE
+    return f"localhost/{instance}/run-{run.pk}:{run.example or run.subject}"
+
+
+def container_name(run: Run) -> str:
+    return f"{settings.DEPLOYMENTS_INSTANCE}-{run.subject}-r{run.pk}"
 
 
 def orphans_remove(client: docker.DockerClient, *, run: Run) -> int:
@@ -645,7 +655,11 @@ def orphans_remove(client: docker.DockerClient, *, run: Run) -> int:
         )
     )
     removed = 0
-    for container in engine.containers_labelled(client, "lessongraph.run", str(run.pk)):
+    labels = {
+        "lessongraph.run": str(run.pk),
+        "lessongraph.instance": settings.DEPLOYMENTS_INSTANCE,
+    }
+    for container in engine.containers_labelled(client, labels):
         if container.name not in serving:
             engine.container_remove(client, container.id or "")
             shutil.rmtree(

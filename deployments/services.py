@@ -198,7 +198,8 @@ def run_execute(*, run_id: int, worker: str) -> str:
     )
     if claimed != 1:
         logger.warning("Run %s was not queued; left alone", run_id)
-        return Run.objects.get(pk=run_id).status
+        left = Run.objects.filter(pk=run_id).first()
+        return left.status if left else "missing"
     run = Run.objects.select_related("started_by").get(pk=run_id)
     logger.info("Run %s started on %s", run.pk, worker)
     state = pipeline.Pass(run=run, secret_values={})

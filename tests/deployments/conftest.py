@@ -4,7 +4,9 @@ One registry for the session, on its own port and folder, with the base
 image pushed to it; each test runs its pipeline on a real Celery worker.
 """
 
+import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +19,21 @@ from accounts.models import User
 from config.celery import app
 from deployments import buildah, engine, registry
 
-REGISTRY = "127.0.0.1:5055"
+INSTANCE = f"lgtest{os.getpid()}"
 EXAMPLES = Path(django_settings.BASE_DIR) / "deployments" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def deployments_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The session's registry and base image, on settings of its own."""
+    """The session's registry and base image, on settings of its own: a
+    free port and an instance name, so that sessions sharing the engine
+    never touch each other's containers."""
     missing = engine.engine_missing()
     if missing:
         pytest.fail("Deployments need: " + "; ".join(missing) + " (make provision)")
@@ -36,16 +46,20 @@ def deployments_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
             "DEPLOYMENTS_ALLOWED_REGISTRIES",
             "DEPLOYMENTS_BASE_IMAGE",
             "DEPLOYMENTS_EXAMPLES_DIR",
+            "DEPLOYMENTS_INSTANCE",
         )
     }
+    registry_address = f"127.0.0.1:{free_port()}"
     django_settings.DEPLOYMENTS_DIR = home
-    django_settings.DEPLOYMENTS_REGISTRY = REGISTRY
-    django_settings.DEPLOYMENTS_ALLOWED_REGISTRIES = [REGISTRY]
-    django_settings.DEPLOYMENTS_BASE_IMAGE = f"{REGISTRY}/lessongraph/base:busybox"
+    django_settings.DEPLOYMENTS_INSTANCE = INSTANCE
+    django_settings.DEPLOYMENTS_REGISTRY = registry_address
+    django_settings.DEPLOYMENTS_ALLOWED_REGISTRIES = [registry_address]
+    django_settings.DEPLOYMENTS_BASE_IMAGE = (
+        f"{registry_address}/lessongraph/base:busybox"
+    )
     examples = home / "examples"
     shutil.copytree(EXAMPLES, examples)
     django_settings.DEPLOYMENTS_EXAMPLES_DIR = examples
-    registry.registry_stop()
     registry.registry_start()
     buildah.base_image_build(
         busybox=Path("/bin/busybox"),
@@ -60,7 +74,7 @@ def deployments_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
             setattr(django_settings, name, value)
         # Containers a failed test may have left.
         names = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", "label=lessongraph.target=local"],
+            ["docker", "ps", "-aq", "--filter", f"label=lessongraph.instance={INSTANCE}"],
             capture_output=True, text=True, timeout=30,
         ).stdout.split()  # fmt: skip
         if names:
@@ -71,7 +85,7 @@ def deployments_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 
 def containers_remove() -> None:
     names = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=lessongraph.target=local"],
+        ["docker", "ps", "-aq", "--filter", f"label=lessongraph.instance={INSTANCE}"],
         capture_output=True, text=True, timeout=30,
     ).stdout.split()  # fmt: skip
     if names:
@@ -80,7 +94,10 @@ def containers_remove() -> None:
 
 @pytest.fixture
 def worker(deployments_home: Path, transactional_db: None) -> Iterator[None]:
-    """A real Celery worker; the containers a test deployed go after it."""
+    """A real Celery worker; the containers a test deployed go after it.
+    Runs queued by earlier tests without a worker are dropped first: their
+    rows are gone, and ids start again after each test."""
+    app.control.purge()
     try:
         with start_worker(app, perform_ping_check=False, shutdown_timeout=30):
             yield

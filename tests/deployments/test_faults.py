@@ -12,10 +12,10 @@ from django.utils import timezone
 from config.errors import ApplicationError
 from deployments import engine, registry, services
 from deployments.models import Deployment, Run, Step
-from deployments.pipeline import run_auth
+from deployments.pipeline import container_name, local_image_name, run_auth
 from deployments.signing import provenance_sign
 from deployments.tasks import runs_reconcile
-from tests.deployments.conftest import example_write
+from tests.deployments.conftest import INSTANCE, example_write
 from tests.deployments.runs import (
     FLAGSHIP,
     PLAIN_DOCKERFILE,
@@ -66,7 +66,7 @@ def test_leak_gate_stops_an_image_that_bakes_a_secret_in(
     assert steps["push"].status == Step.Status.SKIPPED
     assert BAKED not in run.error + "".join(step.log for step in steps.values())
     images = subprocess.run(
-        ["buildah", "images", "-q", f"localhost/lessongraph/run-{run.pk}"],
+        ["buildah", "images", "-q", local_image_name(run)],
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert images.strip() == ""
@@ -141,7 +141,7 @@ def test_a_failed_health_check_keeps_the_old_container_serving(
     assert requests.get(serving.url + "health", timeout=5).status_code == HTTPStatus.OK
     assert (
         subprocess.run(
-            ["docker", "inspect", f"{slug}-r{sick.pk}"], capture_output=True
+            ["docker", "inspect", container_name(sick)], capture_output=True
         ).returncode
         != 0
     )
@@ -275,8 +275,8 @@ def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
     image = f"{base.rsplit(':', 1)[0]}@{digest}"
     engine.image_pull(client, reference=image, auth=run_auth())
     client.containers.run(
-        image, ["sleep", "300"], name=f"{FLAGSHIP}-r{run.pk}", detach=True,
-        labels={"lessongraph.run": str(run.pk), "lessongraph.target": "local"},
+        image, ["sleep", "300"], name=container_name(run), detach=True,
+        labels={"lessongraph.run": str(run.pk), "lessongraph.instance": INSTANCE},
     )  # fmt: skip
 
     failed = runs_reconcile.delay().get(timeout=60)
@@ -286,4 +286,4 @@ def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
     assert run.status == Run.Status.FAILED
     assert "stopped in the middle" in run.error
     assert run.steps.get().status == Step.Status.FAILED
-    assert engine.container_find(client, f"{FLAGSHIP}-r{run.pk}") is None
+    assert engine.container_find(client, container_name(run)) is None

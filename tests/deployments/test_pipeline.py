@@ -9,6 +9,8 @@ import requests
 
 from deployments import services
 from deployments.models import Deployment, Run, Step
+from deployments.pipeline import container_name
+from tests.deployments.conftest import INSTANCE
 from tests.deployments.runs import FLAGSHIP, example_run, run_wait, steps_of
 
 
@@ -58,7 +60,7 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     assert requests.get(deployment.url + "health", timeout=5).status_code == 200
     assert (
         subprocess.run(
-            ["docker", "inspect", f"{FLAGSHIP}-r{first.pk}"], capture_output=True
+            ["docker", "inspect", container_name(first)], capture_output=True
         ).returncode
         != 0
     )
@@ -81,7 +83,8 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.TORN_DOWN
     left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=lessongraph.deployment={FLAGSHIP}"],
+        ["docker", "ps", "-aq", "--filter", f"label=lessongraph.deployment={FLAGSHIP}",
+         "--filter", f"label=lessongraph.instance={INSTANCE}"],
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert left == ""

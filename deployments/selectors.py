@@ -1,0 +1,89 @@
+"""Reads for deployments' pages and API."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from deployments.examples import Example, ExampleInvalid, example_exists, example_load
+from deployments.models import Deployment, Run
+
+RECENT_RUNS = 20
+
+
+def runs_recent(*, limit: int = RECENT_RUNS) -> QuerySet[Run]:
+    return Run.objects.select_related("started_by").order_by("-created")[:limit]
+
+
+def run_find(*, run_id: int) -> Run | None:
+    return Run.objects.select_related("started_by").filter(pk=run_id).first()
+
+
+def deployments_list() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related("last_run").order_by("name", "target")
+
+
+def deployment_find(*, deployment_id: int) -> Deployment | None:
+    return Deployment.objects.filter(pk=deployment_id).first()
+
+
+def example_for_lesson(*, slug: str) -> Example | None:
+    if not example_exists(slug):
+        return None
+    try:
+        return example_load(slug)
+    except ExampleInvalid:
+        return None
+
+
+def run_as_json(run: Run) -> dict[str, Any]:
+    """A run and its steps as the run page and the API show them. Secret
+    values never reach here: step logs and proofs were masked as written."""
+    deployment = Deployment.objects.filter(name=run.subject, target=run.target).first()
+    return {
+        "id": run.pk,
+        "url": run.get_absolute_url(),
+        "kind": run.kind,
+        "subject": run.subject,
+        "target": run.target,
+        "example": run.example,
+        "image": run.image,
+        "builder": run.builder,
+        "status": run.status,
+        "active": run.active,
+        "digest": run.digest,
+        "source_sha256": run.source_hash,
+        "error": run.error,
+        "started_by": run.started_by.username,
+        "created": run.created.isoformat(),
+        "started": run.started.isoformat() if run.started else None,
+        "finished": run.finished.isoformat() if run.finished else None,
+        "deployment": deployment_as_json(deployment) if deployment else None,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status,
+                "progress": step.progress,
+                "duration_ms": step.duration_ms,
+                "proof": step.proof,
+                "log": step.log,
+            }
+            for step in run.steps.all()
+        ],
+    }
+
+
+def deployment_as_json(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.pk,
+        "name": deployment.name,
+        "target": deployment.target,
+        "example": deployment.example,
+        "status": deployment.status,
+        "image": f"{deployment.repository}@{deployment.digest}"
+        if deployment.digest
+        else "",
+        "previous_digest": deployment.previous_digest,
+        "container": deployment.container_name,
+        "url": deployment.url,
+        "last_run": deployment.last_run_id,
+    }

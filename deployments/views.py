@@ -1,0 +1,142 @@
+"""Deployments pages for instructors: what can run, what runs, and each
+run's steps as they happen. Starting anything asks for a recent passkey
+confirmation; these views never talk to the engine themselves."""
+
+from collections.abc import Callable
+from functools import wraps
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import User
+from accounts.reauth import account_required, recent_passkey_required
+from config.errors import ApplicationError
+from deployments import selectors, services
+from deployments.api.views import ImageDeploySerializer, service_logs
+from deployments.engine import engine_missing
+from deployments.examples import example_list
+from deployments.github_actions import workflow_export
+from deployments.models import Deployment, Run
+
+
+def instructor_required[View: Callable[..., HttpResponse]](view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not getattr(request.user, "is_instructor", False):
+            raise ApplicationError(
+                "Only instructors run deployments.", status=HTTPStatus.FORBIDDEN
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _account(request: HttpRequest) -> User:
+    if not isinstance(request.user, User):
+        raise TypeError("account_required lets only accounts through.")
+    return request.user
+
+
+@require_GET
+@account_required
+@instructor_required
+def index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "deployments/index.html",
+        {
+            "missing": engine_missing(),
+            "examples": example_list(),
+            "deployments": selectors.deployments_list(),
+            "runs": selectors.runs_recent(),
+            "targets": sorted(settings.DEPLOYMENTS_TARGETS),
+            "builders": Run.Builder.choices,
+        },
+    )
+
+
+@require_POST
+@recent_passkey_required
+@instructor_required
+def example_run(request: HttpRequest, slug: str) -> HttpResponse:
+    run = services.run_start(
+        account=_account(request),
+        kind=Run.Kind.EXAMPLE,
+        subject=slug,
+        example=slug,
+        target=request.POST.get("target", "local"),
+        builder=request.POST.get("builder", Run.Builder.BUILDAH),
+    )
+    return redirect(run)
+
+
+@require_POST
+@recent_passkey_required
+@instructor_required
+def image_deploy(request: HttpRequest) -> HttpResponse:
+    serializer = ImageDeploySerializer(data=request.POST)
+    if not serializer.is_valid():
+        problems = "; ".join(
+            f"{field}: {' '.join(str(message) for message in messages)}"
+            for field, messages in serializer.errors.items()
+        )
+        raise ApplicationError(f"Not deployed: {problems}")
+    run = services.image_deploy_start(
+        account=_account(request), **serializer.validated_data
+    )
+    return redirect(run)
+
+
+@require_POST
+@recent_passkey_required
+@instructor_required
+def deployment_action(
+    request: HttpRequest, deployment_id: int, kind: str
+) -> HttpResponse:
+    deployment = get_object_or_404(Deployment, pk=deployment_id)
+    run = services.deployment_action_start(
+        account=_account(request), deployment=deployment, kind=kind
+    )
+    return redirect(run)
+
+
+@require_GET
+@account_required
+@instructor_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_find(run_id=run_id)
+    if run is None:
+        raise Http404(f"There is no run {run_id}.")
+    return render(
+        request,
+        "deployments/run.html",
+        {"run": run, "run_json": selectors.run_as_json(run)},
+    )
+
+
+@require_GET
+@account_required
+@instructor_required
+def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    deployment = get_object_or_404(Deployment, pk=deployment_id)
+    return render(
+        request,
+        "deployments/logs.html",
+        {"deployment": deployment, "logs": service_logs(deployment)},
+    )
+
+
+@require_GET
+@account_required
+@instructor_required
+def example_workflow(request: HttpRequest, slug: str) -> HttpResponse:
+    example = selectors.example_for_lesson(slug=slug)
+    if example is None:
+        raise Http404(f"Lesson {slug!r} has no worked example.")
+    response = HttpResponse(workflow_export(example), content_type="text/yaml")
+    response["Content-Disposition"] = f'attachment; filename="deploy-{slug}.yml"'
+    return response

@@ -1,0 +1,164 @@
+"""The deployments API: who may start what, bad input, and no secret in
+any answer."""
+
+import time
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from accounts.reauth import SESSION_KEY
+from deployments import services
+from deployments.models import Deployment, Run
+from tests.deployments.runs import FLAGSHIP, run_wait
+
+
+def signed_in(client: Client, account: User, *, fresh: bool = True) -> Client:
+    client.force_login(account)
+    if fresh:
+        session = client.session
+        session[SESSION_KEY] = time.time()
+        session.save()
+    return client
+
+
+def post(client: Client, url: str, body: dict) -> object:
+    return client.post(url, body, content_type="application/json")
+
+
+@pytest.fixture
+def learner(db) -> User:
+    return User.objects.create(username="Lin")
+
+
+def test_starting_a_run_needs_a_fresh_passkey_assertion(client, instructor):
+    signed_in(client, instructor, fresh=False)
+
+    answer = post(client, f"/api/deployments/examples/{FLAGSHIP}/runs", {})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "fresh passkey assertion" in answer.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_a_learner_cannot_start_a_run(client, learner):
+    signed_in(client, learner)
+
+    answer = post(client, "/api/deployments/", {"image": "x", "name": "x"})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == "Only instructors run deployments."
+
+
+def test_signed_out_programs_get_401_or_403(client, db):
+    answer = client.get("/api/deployments/runs/")
+
+    assert answer.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"name": "web"}, "image", "required"),
+        ({"image": "127.0.0.1:5055/x:1"}, "name", "required"),
+        ({"image": "127.0.0.1:5055/x:1", "name": "Web Server"}, "name", "lower-case"),
+        ({"image": "127.0.0.1:5055/x:1", "name": "web", "target": "mars"}, "target", "no target"),
+        ({"image": "127.0.0.1:5055/x:1", "name": "web", "port": 0}, "port", "greater than"),
+        ({"image": "127.0.0.1:5055/x:1", "name": "web", "health_path": "x"}, "health_path", "starting with /"),
+    ],
+)  # fmt: skip
+def test_bad_image_deployments_are_refused_with_the_field_named(
+    client, instructor, body, field, words
+):
+    signed_in(client, instructor)
+
+    answer = post(client, "/api/deployments/", body)
+
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert words in " ".join(answer.json()[field])
+    assert not Run.objects.exists()
+
+
+def test_an_unreadable_image_reference_is_refused(client, instructor, deployments_home):
+    signed_in(client, instructor)
+
+    answer = post(client, "/api/deployments/", {"image": "Not An Image", "name": "web"})
+
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert answer.json()["detail"].startswith("image: ")
+
+
+def test_an_unknown_example_answers_404(client, instructor, deployments_home):
+    signed_in(client, instructor)
+
+    answer = post(client, "/api/deployments/examples/no-such-lesson/runs", {})
+
+    assert answer.status_code == HTTPStatus.NOT_FOUND
+    assert "no worked example" in answer.json()["detail"]
+
+
+def test_a_second_start_is_refused_with_the_active_run(
+    client, instructor, deployments_home
+):
+    signed_in(client, instructor)
+    first = post(client, f"/api/deployments/examples/{FLAGSHIP}/runs", {})
+
+    second = post(client, f"/api/deployments/examples/{FLAGSHIP}/runs", {})
+
+    assert first.status_code == HTTPStatus.ACCEPTED
+    assert second.status_code == HTTPStatus.CONFLICT
+    assert second.json()["active_run"] == first.json()["id"]
+
+
+def test_an_example_run_through_the_api_reveals_no_secret(client, instructor, worker):
+    signed_in(client, instructor)
+
+    started = post(client, f"/api/deployments/examples/{FLAGSHIP}/runs", {})
+    run = run_wait(Run.objects.get(pk=started.json()["id"]))
+    answers = [
+        client.get(f"/api/deployments/runs/{run.pk}/"),
+        client.get("/api/deployments/runs/"),
+        client.get("/api/deployments/"),
+        client.get(f"/api/deployments/{Deployment.objects.get().pk}/logs"),
+        client.get(f"/deployments/runs/{run.pk}/"),
+    ]
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    body = answers[0].json()
+    assert [step["status"] for step in body["steps"]] == ["succeeded"] * 7
+    assert body["deployment"]["url"].startswith("http://127.0.0.1:")
+    for value in services.secret_values(example=FLAGSHIP).values():
+        for answer in answers:
+            assert answer.status_code == HTTPStatus.OK
+            assert value not in answer.content.decode()
+
+
+def test_an_image_is_deployed_by_reference_and_name(client, instructor, worker):
+    built = run_wait(
+        services.run_start(
+            account=instructor,
+            kind=Run.Kind.EXAMPLE,
+            subject=FLAGSHIP,
+            example=FLAGSHIP,
+        )
+    )
+    assert built.status == Run.Status.SUCCEEDED, built.error
+    repository = Deployment.objects.get(name=FLAGSHIP).repository
+    signed_in(client, instructor)
+
+    started = post(
+        client,
+        "/api/deployments/",
+        {
+            "image": f"{repository}:run-{built.pk}",
+            "name": "copy",
+            "health_path": "/health",
+        },
+    )
+    run = run_wait(Run.objects.get(pk=started.json()["id"]))
+
+    assert started.status_code == HTTPStatus.ACCEPTED
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.digest == built.digest
+    assert Deployment.objects.get(name="copy").digest == built.digest

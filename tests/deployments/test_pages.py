@@ -1,0 +1,120 @@
+"""Deployments pages, the lesson page's panel and the workflow export."""
+
+import subprocess
+import time
+from http import HTTPStatus
+from pathlib import Path
+
+from accounts.reauth import SESSION_KEY
+from deployments.examples import example_load
+from deployments.github_actions import workflow_export
+from deployments.models import Run
+from tests.deployments.runs import FLAGSHIP
+from tests.lessons.factories import LessonFactory
+
+ACTIONLINT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "actionlint"
+
+
+def test_the_flagship_lesson_offers_instructors_to_run_its_example(client, instructor):
+    LessonFactory(slug=FLAGSHIP)
+    client.force_login(instructor)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert "Run this example" in page
+    assert f"/deployments/examples/{FLAGSHIP}/run" in page
+
+
+def test_learners_see_the_example_but_no_button(client, db):
+    LessonFactory(slug=FLAGSHIP)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert "Worked example" in page
+    assert "Run this example" not in page
+
+
+def test_a_lesson_without_an_example_has_no_panel(client, instructor):
+    lesson = LessonFactory()
+    client.force_login(instructor)
+
+    page = client.get(f"/lessons/{lesson.slug}/").content.decode()
+
+    assert "Worked example" not in page
+
+
+def test_pressing_run_without_a_fresh_passkey_asks_for_one(client, instructor):
+    client.force_login(instructor)
+
+    answer = client.post(f"/deployments/examples/{FLAGSHIP}/run")
+
+    assert answer.status_code == HTTPStatus.FOUND
+    assert answer["Location"].startswith("/accounts/reauthenticate/")
+    assert not Run.objects.exists()
+
+
+def test_pressing_run_with_a_fresh_passkey_opens_the_run_page(
+    client, instructor, deployments_home
+):
+    client.force_login(instructor)
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+    answer = client.post(f"/deployments/examples/{FLAGSHIP}/run")
+
+    run = Run.objects.get()
+    assert answer.status_code == HTTPStatus.FOUND
+    assert answer["Location"] == f"/deployments/runs/{run.pk}/"
+    page = client.get(answer["Location"]).content.decode()
+    assert f"/api/deployments/runs/{run.pk}/" in page
+    assert "leak gate" in page
+
+
+def test_the_deployments_page_says_what_is_missing(client, instructor, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    client.force_login(instructor)
+
+    page = client.get("/deployments/").content.decode()
+
+    assert "cannot run on this machine" in page
+    assert "apt-get install buildah" in page
+    assert "make provision" in page
+
+
+def test_the_deployments_page_is_for_instructors(client, db):
+    from accounts.models import User
+
+    client.force_login(User.objects.create(username="Lin"))
+
+    assert client.get("/deployments/").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_the_exported_workflow_passes_actionlint(tmp_path):
+    workflow = tmp_path / "deploy.yml"
+    workflow.write_text(workflow_export(example_load(FLAGSHIP)))
+
+    linted = subprocess.run(
+        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
+    )
+
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    text = workflow.read_text()
+    assert "buildah bud" in text
+    assert "--secret id=build_token" in text
+    assert '"$IMAGE@$DIGEST"' in text
+    assert "--read-only --cap-drop ALL" in text
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    workflow = tmp_path / "deploy.yml"
+    broken = workflow_export(example_load(FLAGSHIP)).replace(
+        "needs.build.outputs.digest", "needs.biuld.outputs.digest"
+    )
+    workflow.write_text(broken)
+
+    linted = subprocess.run(
+        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
+    )
+
+    assert linted.returncode != 0
