@@ -31,6 +31,9 @@ def main() -> int:
 
     for command in (["migrate", "--noinput"], ["load_bundled"]):
         subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, check=True)
+    # The registry and base image for deployments, when the engine is there;
+    # otherwise it says what is missing and the site serves all the same.
+    subprocess.run([PYTHON, "manage.py", "deployments_prepare"], cwd=ROOT, check=False)
 
     # The worker runs Celery beat too (the daily refresh of papers); its
     # schedule file sits beside the embedded broker's folders.
@@ -59,6 +62,12 @@ def main() -> int:
 
     failed = [process for process in processes if process.poll() not in (None, 0)]
     stop(processes)
+    subprocess.run(
+        [PYTHON, "manage.py", "registry", "stop"],
+        cwd=ROOT,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     return 1 if failed and not stopping else 0
 
 
