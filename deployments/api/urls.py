@@ -15,6 +15,11 @@ urlpatterns = [
         name="example-runs",
     ),
     path(
+        "deployments/examples/<slug:slug>/secrets/<str:name>",
+        views.ExampleSecretView.as_view(),
+        name="example-secret",
+    ),
+    path(
         "deployments/<int:deployment_id>/rollback",
         views.DeploymentActionView.as_view(kind=Run.Kind.ROLLBACK),
         name="rollback",

@@ -20,6 +20,7 @@ from accounts.models import User
 from accounts.reauth import RecentPasskey
 from config.errors import ApplicationError
 from deployments import selectors, services
+from deployments.examples import ExampleInvalid
 from deployments.models import Deployment, Run
 
 LOGS_WAIT_SECONDS = 15
@@ -113,6 +114,29 @@ class ExampleRunsView(APIView):
             **serializer.validated_data,
         )
         return Response(selectors.run_as_json(run), status=HTTPStatus.ACCEPTED)
+
+
+class SecretSerializer(serializers.Serializer[dict[str, Any]]):
+    value = serializers.CharField(
+        min_length=8, max_length=4096, trim_whitespace=False, write_only=True
+    )
+
+
+class ExampleSecretView(APIView):
+    """Set one of an example's secrets. The answer never holds the value."""
+
+    permission_classes = [IsAuthenticated, Instructor, RecentPasskey]
+
+    def put(self, request: Request, slug: str, name: str) -> Response:
+        serializer = SecretSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.secret_set(
+                example=slug, name=name, value=serializer.validated_data["value"]
+            )
+        except ExampleInvalid as error:
+            raise ApplicationError(str(error), status=HTTPStatus.NOT_FOUND) from None
+        return Response(status=HTTPStatus.NO_CONTENT)
 
 
 class RunsView(APIView):

@@ -162,3 +162,44 @@ def test_an_image_is_deployed_by_reference_and_name(client, instructor, worker):
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert run.digest == built.digest
     assert Deployment.objects.get(name="copy").digest == built.digest
+
+
+def test_an_instructor_sets_a_secret_and_the_answer_holds_no_value(client, instructor):
+    signed_in(client, instructor)
+
+    answer = client.put(
+        f"/api/deployments/examples/{FLAGSHIP}/secrets/api_key",
+        {"value": "my-own-run-secret"},
+        content_type="application/json",
+    )
+
+    assert answer.status_code == HTTPStatus.NO_CONTENT
+    assert answer.content == b""
+    assert services.secret_values(example=FLAGSHIP)["api_key"] == "my-own-run-secret"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        (f"{FLAGSHIP}/secrets/api_key", {"value": "short"}, HTTPStatus.BAD_REQUEST),
+        (
+            f"{FLAGSHIP}/secrets/password",
+            {"value": "long-enough-value"},
+            HTTPStatus.BAD_REQUEST,
+        ),
+        (
+            "no-such-lesson/secrets/api_key",
+            {"value": "long-enough-value"},
+            HTTPStatus.NOT_FOUND,
+        ),
+    ],
+)
+def test_bad_secrets_are_refused(client, instructor, path, body, status):
+    signed_in(client, instructor)
+
+    answer = client.put(
+        f"/api/deployments/examples/{path}", body, content_type="application/json"
+    )
+
+    assert answer.status_code == status
+    assert services.secret_values(example=FLAGSHIP) == {}
