@@ -89,7 +89,9 @@ docker_answers() { curl -fsS --max-time 5 --unix-socket /var/run/docker.sock htt
 if ! docker_answers; then
   say "starting the Docker engine"
   as_root mkdir -p /var/log/docker
-  as_root sh -c 'nohup dockerd >/var/log/docker/dockerd.log 2>&1 &'
+  # A session of its own: whatever stops the shell that started it (a
+  # terminal closed, a job's process group killed) leaves the engine be.
+  as_root setsid sh -c 'nohup dockerd >/var/log/docker/dockerd.log 2>&1 &' </dev/null
   for _ in $(seq 1 60); do docker_answers && break; sleep 1; done
 fi
 docker_answers || { say "the Docker engine does not answer on /var/run/docker.sock (see /var/log/docker/dockerd.log)"; exit 1; }
