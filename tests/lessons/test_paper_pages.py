@@ -216,6 +216,18 @@ def test_learners_are_refused_the_citations_report(client):
     assert "shown to instructors and staff" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("role", "linked"),
+    [(User.Role.INSTRUCTOR, True), (User.Role.STAFF, True), (User.Role.LEARNER, False)],
+)
+def test_the_header_links_the_citations_report_for_instructors(client, role, linked):
+    client.force_login(account(role))
+
+    page = client.get("/").content.decode()
+
+    assert ('href="/citations/"' in page) == linked
+
+
 def test_the_citations_report_asks_visitors_to_sign_in(client):
     response = client.get("/citations/")
 
