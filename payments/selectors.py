@@ -1,7 +1,9 @@
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from lessons.models import Lesson
 from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
@@ -17,25 +19,31 @@ def balance_of(*, token: Token, address: str) -> int:
 
 def payer_position(*, token: Token, payer: str, nonce: str) -> tuple[int, bool]:
     """What ``payer`` holds, and whether it has spent ``nonce`` already, in
-    one query. A payer without a balance has never settled anything."""
-    row = (
-        Balance.objects.filter(
-            network=token.network, asset=token.address, address=payer
-        )
-        .annotate(
-            nonce_spent=Exists(
-                Transfer.objects.filter(
-                    network=token.network, asset=token.address, payer=payer, nonce=nonce
-                )
-            )
-        )
-        .values_list("amount", "nonce_spent")
-        .first()
+    one query. A payer without a balance has never settled anything.
+
+    Written as SQL: it runs on every paid request, and building this query
+    with the ORM took longer than running it (0.7 of 0.9 ms in-process,
+    measured beside bench/payments.py).
+    """
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {quote('amount')}, EXISTS ("
+        f"SELECT 1 FROM {quote(str(Transfer._meta.db_table))} WHERE "
+        f"{quote('network')} = %s AND {quote('asset')} = %s AND "
+        f"{quote('payer')} = %s AND {quote('nonce')} = %s"
+        f") FROM {quote(str(Balance._meta.db_table))} WHERE "
+        f"{quote('network')} = %s AND {quote('asset')} = %s AND {quote('address')} = %s"
     )
+    where = [token.network, token.address]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*where, payer, nonce, *where, payer])
+        row = cursor.fetchone()
     if row is None:
         return 0, False
     amount, spent = row
-    return int(amount), spent
+    # PostgreSQL answers a Decimal; SQLite an int, or a float past 2**63
+    # (the ledger keeps those to 15 digits there, which a float holds).
+    return int(Decimal(str(amount))), bool(spent)
 
 
 def nonce_used(*, token: Token, payer: str, nonce: str) -> bool:
