@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "accounts",
     "lessons",
     "payments",
@@ -81,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it answers CORS preflight requests itself.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -320,6 +323,18 @@ X402_FACILITATOR_TIMEOUT_SECONDS = float(
     os.environ.get("X402_FACILITATOR_TIMEOUT_SECONDS", "10")
 )
 X402_PAYMENT_HEADER_MAX_BYTES = 16 * 1024
+# Paying programs may run in a page of another site (django-cors-headers):
+# the sold resources and receipts answer any origin, never with cookies,
+# take the payment headers and show theirs. Everything else stays
+# same-origin.
+CORS_URLS_REGEX = (
+    r"^/api/(lessons/[-a-zA-Z0-9_]+/(content|path/bundle)/?|purchases/[^/]+)$"
+)
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["accept", "authorization", "payment-signature", "x-payment"]
+CORS_EXPOSE_HEADERS = ["PAYMENT-REQUIRED", "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE"]
 # The ways a gated lesson can be paid. {"scheme": "exact"} is the site's
 # token, paid to X402_SITE_PAY_TO and settled by the site's facilitator. An
 # offer settled elsewhere names everything: scheme, network, asset, symbol,
