@@ -6,6 +6,7 @@ class LessonsConfig(AppConfig):
     verbose_name = "Lessons"
 
     def ready(self) -> None:
+        from lessons import checks  # noqa: F401  registers the system checks
         from lessons.caching import watch_content
 
         watch_content()

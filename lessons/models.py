@@ -212,6 +212,12 @@ class Paper(models.Model):
             )
 
     @property
+    def refresh_problem(self) -> str:
+        """Why the last refresh failed, as a sentence."""
+        text = self.refresh_error.strip()
+        return text if text.endswith((".", "!", "?")) else f"{text}."
+
+    @property
     def abs_url(self) -> str:
         return f"https://arxiv.org/abs/{self.arxiv_id}"
 

@@ -207,7 +207,7 @@ def _accepted_check(
         if sent != required:
             raise PaymentRefused(
                 reason,
-                f"The payment accepted {name} {sent!r}; this lesson's offer is "
+                f"The payment accepted {name} {sent!r}; the offer here is "
                 f"{required!r}.",
             )
 

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.core.checks import run_checks
 
 from lessons.arxiv_client import (
     ArxivBadFeed,
@@ -201,3 +202,13 @@ def test_nothing_listening_is_unavailable(settings):
     result = papers_fetch(["2506.06478"])
 
     assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://arxiv.example/api", "https://"])
+def test_an_arxiv_address_no_request_could_reach_stops_the_site(settings, url):
+    settings.ARXIV_API_URL = url
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert len(errors) == 1
+    assert "ARXIV_API_URL must be an http(s) URL" in errors[0].msg

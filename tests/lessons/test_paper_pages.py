@@ -132,8 +132,22 @@ def test_when_arxiv_is_down_the_pages_keep_the_last_details(
     page = response.content.decode()
     assert LATEST.title in page
     assert "Details fetched from arXiv on" in page
-    assert "failed: arXiv is unavailable (HTTP 503 after 2 attempts)" in page
+    assert (
+        "failed: arXiv is unavailable (HTTP 503 after 2 attempts). "
+        "The details shown are the last the site had." in page
+    )
     assert client.get(f"/lessons/{cited.slug}/").status_code == HTTPStatus.OK
+
+
+def test_a_paper_arxiv_does_not_know_says_it_has_no_details(client, arxiv_server):
+    Paper.objects.create(arxiv_id="2511.99998")
+
+    papers_refresh()
+
+    page = client.get("/papers/2511.99998/").content.decode()
+    assert "No details yet: the site has not fetched this paper from arXiv." in page
+    assert "bundled" not in page
+    assert "the last the site had" not in page
 
 
 def test_bundled_details_say_they_were_not_fetched(client):

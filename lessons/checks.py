@@ -1,0 +1,25 @@
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+
+@register()
+def arxiv_settings_check(**kwargs: Any) -> list[CheckMessage]:
+    """Refuse to start with an arXiv address no request could reach, rather
+    than report arXiv unavailable at every refresh and retry for an hour."""
+    url = settings.ARXIV_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            Error(
+                f"ARXIV_API_URL must be an http(s) URL such as "
+                f"https://export.arxiv.org/api/query (got {url!r}).",
+                id="lessons.E001",
+            )
+        ]
+    for name in ("ARXIV_TIMEOUT_SECONDS", "ARXIV_BATCH_SIZE"):
+        if getattr(settings, name) <= 0:
+            return [Error(f"{name} must be positive.", id="lessons.E001")]
+    return []
