@@ -24,6 +24,7 @@ from accounts.reauth import (
     recent_passkey_required,
 )
 from config.errors import ApplicationError, wants_json
+from payments.selectors import account_holdings
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def account(request: HttpRequest) -> HttpResponse:
             "passkeys": user.passkeys.all(),
             "tokens": user.api_tokens.filter(revoked__isnull=True),
             "new_token": request.session.pop(NEW_TOKEN_SESSION_KEY, None),
+            "holdings": account_holdings(account_id=user.pk),
         },
     )
 

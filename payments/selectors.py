@@ -6,7 +6,13 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from lessons.models import Lesson
-from payments.models import MINT_ADDRESS, Balance, Purchase, Transfer
+from payments.models import (
+    MINT_ADDRESS,
+    AccountWallet,
+    Balance,
+    Purchase,
+    Transfer,
+)
 from payments.token import Token, token_configured
 
 
@@ -213,3 +219,51 @@ def _purchase_findings() -> list[str]:
                 f"{transfer.payee}."
             )
     return findings
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What an account's own page shows of its money: its wallet, if one
+    was made, with the balance, and every lesson it bought, newest first."""
+
+    wallet_address: str | None
+    balance: int
+    token: Token
+    purchases: list[Purchase]
+
+    @property
+    def balance_text(self) -> str:
+        return self.token.text_from_units(self.balance)
+
+    @property
+    def lines(self) -> list[tuple[Purchase, str]]:
+        """Each purchase with its price, in whole tokens when it was paid
+        in the site's token (an external facilitator's offer may use
+        another)."""
+        ours = (self.token.network, self.token.address.lower())
+        return [
+            (
+                purchase,
+                self.token.text_from_units(purchase.units)
+                if (purchase.network, purchase.asset.lower()) == ours
+                else f"{purchase.units} units of {purchase.asset}",
+            )
+            for purchase in self.purchases
+        ]
+
+
+def account_holdings(*, account_id: int) -> Holdings:
+    """The account's wallet and purchases; reading never makes a wallet
+    (making one funds it, outside production)."""
+    token = token_configured()
+    wallet = AccountWallet.objects.filter(account_id=account_id).first()
+    balance = balance_of(token=token, address=wallet.address) if wallet else 0
+    purchases = list(
+        Purchase.objects.select_related("lesson").filter(account_id=account_id)
+    )
+    return Holdings(
+        wallet_address=wallet.address if wallet else None,
+        balance=balance,
+        token=token,
+        purchases=purchases,
+    )
