@@ -1,0 +1,150 @@
+"""The facilitator served as its own process by ``manage.py
+facilitator_serve``, called by the official HTTP facilitator client and by
+the site through ``X402_FACILITATOR_URL``."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+import requests
+from django.db import connection
+from x402.http import FacilitatorConfig, HTTPFacilitatorClientSync
+from x402.http.utils import decode_payment_response_header
+
+from payments.models import Purchase, Transfer
+from payments.selectors import balance_of
+from tests.payments.factories import (
+    ONE_AIN,
+    PRICE,
+    account_new,
+    header_of,
+    offer_of,
+    payment_for,
+    payment_signed,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+START_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def database_url() -> str:
+    """The test database, as the process must reach it."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    user = params.get("USER") or "postgres"
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
+
+
+@pytest.fixture
+def facilitator_url(transactional_db) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "facilitator_serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url(), "DEBUG": "false"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                if requests.get(f"{url}/health/live", timeout=5).ok:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.communicate()[0].decode(errors="replace")
+                pytest.fail(f"The facilitator did not start:\n{output}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_the_official_client_settles_through_the_process(
+    facilitator_url, payer, payment, requirements, token
+):
+    client = HTTPFacilitatorClientSync(FacilitatorConfig(url=facilitator_url))
+
+    supported = client.get_supported()
+    verified = client.verify(payment, requirements)
+    settled = client.settle(payment, requirements)
+    replayed = client.settle(payment, requirements)
+    client.close()
+
+    assert [kind.network for kind in supported.kinds] == [token.network]
+    assert verified.is_valid
+    assert settled.success
+    assert Transfer.objects.get(transaction=settled.transaction).units == PRICE
+    assert replayed.error_reason == "invalid_exact_evm_nonce_already_used"
+    assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
+
+
+def test_the_process_answers_only_the_facilitator_api(facilitator_url):
+    for path in ("/", "/lessons/", "/admin/", "/facilitator/supported"):
+        response = requests.get(f"{facilitator_url}{path}", timeout=5)
+
+        assert response.status_code == HTTPStatus.NOT_FOUND, path
+        assert response.json() == {"detail": "Not found."}
+
+
+def test_a_refused_payment_is_refused_by_the_process(facilitator_url, requirements):
+    client = HTTPFacilitatorClientSync(FacilitatorConfig(url=facilitator_url))
+
+    verified = client.verify(payment_signed(account_new(), requirements), requirements)
+    client.close()
+
+    assert (verified.is_valid, verified.invalid_reason) == (False, "insufficient_funds")
+
+
+def test_the_site_sells_through_the_process(
+    facilitator_url, client, lesson, payer, token, settings
+):
+    settings.X402_FACILITATOR_URL = facilitator_url
+    offer = offer_of(client.get(f"/api/lessons/{lesson.slug}/content"))
+
+    response = client.get(
+        f"/api/lessons/{lesson.slug}/content",
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    receipt = decode_payment_response_header(response["PAYMENT-RESPONSE"])
+    assert receipt.success
+    assert Purchase.objects.get(transaction=receipt.transaction).lesson == lesson
+    assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
