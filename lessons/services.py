@@ -201,6 +201,13 @@ def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> Non
     ]
     if current == cited:
         return
+    # A citation without a version keeps the version it was first seen
+    # with, or a revision made since would stop showing as newer.
+    seen = dict(
+        lesson.citations.filter(version__isnull=True).values_list(
+            "paper__arxiv_id", "version_seen"
+        )
+    )
     lesson.citations.all().delete()
     for position, (arxiv_id, version) in enumerate(cited):
         # Metadata of a paper the site has not seen yet is fetched later;
@@ -210,8 +217,10 @@ def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> Non
             lesson=lesson,
             paper=paper,
             version=version,
-            # Without a version: the newest one known now, when known.
-            version_seen=paper.version if version is None else None,
+            # Without a version: the one seen before, or the newest known now.
+            version_seen=(seen.get(arxiv_id) or paper.version)
+            if version is None
+            else None,
             position=position,
         )
 

@@ -6,8 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from lessons.models import Citation, Paper
-from lessons.services import papers_refresh
+from lessons.models import Citation, Lesson, LessonTag, Paper, Tag
+from lessons.services import lesson_citations_sync, papers_refresh
 from tests.lessons.arxiv_server import Answer, Version
 from tests.lessons.factories import LessonFactory
 
@@ -193,3 +193,17 @@ def test_after_refresh_papers_lesson_and_paper_pages_show_it(bundled, server, cl
     assert NEW.title in paper_page
     for slug in ("docker-socket-and-dind-risks", "shipping-containers-without-dind"):
         assert f'href="/lessons/{slug}/"' in paper_page
+
+
+def test_editing_a_lessons_tags_keeps_the_version_its_citations_were_seen_with(
+    bundled, server
+):
+    papers_refresh()
+    lesson = Lesson.objects.get(slug="docker-socket-and-dind-risks")
+    tag = Tag.objects.get(name="arxiv:2506.06478")
+    LessonTag.objects.create(lesson=lesson, tag=tag, position=99)
+
+    lesson_citations_sync(lesson=lesson)
+
+    citation = lesson.citations.get(paper__arxiv_id="2511.05720")
+    assert (citation.version_seen, citation.newer_version) == (2, 3)
