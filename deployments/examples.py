@@ -97,6 +97,37 @@ class Example:
         return spec
 
 
+def _run_read(slug: str, run: Any) -> dict[str, Any]:
+    """The manifest's extra container options, in the one shape the policy
+    judges and the engine is given."""
+    if not isinstance(run, dict) or set(run) - set(RUN_OPTIONS):
+        raise ExampleInvalid(
+            f"{slug}: run may hold only {', '.join(sorted(RUN_OPTIONS))}."
+        )
+    run = dict(run)
+    if "environment" in run:
+        run["environment"] = _environment_read(slug, run["environment"])
+    return run
+
+
+def _environment_read(slug: str, environment: Any) -> dict[str, str]:
+    """A mapping, or a list of ``NAME=value`` (Docker's other spelling,
+    which a policy reading only mappings would wave through)."""
+    if isinstance(environment, list) and all(
+        isinstance(item, str) for item in environment
+    ):
+        pairs = [item.partition("=") for item in environment]
+        return {name: value for name, _, value in pairs}
+    if isinstance(environment, dict):
+        return {
+            str(name): "" if value is None else str(value)
+            for name, value in environment.items()
+        }
+    raise ExampleInvalid(
+        f"{slug}: run.environment must map names to values or list NAME=value."
+    )
+
+
 def examples_dir() -> Path:
     return Path(settings.DEPLOYMENTS_EXAMPLES_DIR)
 
@@ -166,11 +197,7 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
         raise ExampleInvalid(f"{slug}: resources.cpus must be from 0.01 to 4.")
     if not isinstance(pids, int) or not 8 <= pids <= 1024:
         raise ExampleInvalid(f"{slug}: resources.pids must be from 8 to 1024.")
-    run = manifest.get("run") or {}
-    if not isinstance(run, dict) or set(run) - set(RUN_OPTIONS):
-        raise ExampleInvalid(
-            f"{slug}: run may hold only {', '.join(sorted(RUN_OPTIONS))}."
-        )
+    run = _run_read(slug, manifest.get("run") or {})
     return Example(
         slug=slug,
         title=str(manifest.get("title") or slug),

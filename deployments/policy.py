@@ -92,7 +92,7 @@ def policy_check(
                 )
             )
     for name in spec.environment:
-        if name.upper() == "DOCKER_HOST":
+        if name.strip().upper() == "DOCKER_HOST":
             refusals.append(
                 Refusal("docker-host", "a DOCKER_HOST variable is refused.")
             )

@@ -1,0 +1,59 @@
+"""A manifest's ``run`` options reach the policy in the shape it judges,
+however the manifest spells them."""
+
+from pathlib import Path
+
+import pytest
+
+from deployments.examples import example_load
+from deployments.policy import policy_check
+
+REGISTRY = "127.0.0.1:5055"
+IMAGE = f"{REGISTRY}/examples/service@sha256:" + "a" * 64
+MANIFEST = "port: 8080\nhealth_path: /health\n"
+
+
+@pytest.fixture
+def examples(tmp_path: Path, settings) -> Path:
+    settings.DEPLOYMENTS_EXAMPLES_DIR = tmp_path
+    return tmp_path
+
+
+def manifest_write(examples: Path, text: str) -> str:
+    folder = examples / "service"
+    (folder / "context").mkdir(parents=True, exist_ok=True)
+    (folder / "context" / "Dockerfile").write_text("FROM scratch\n")
+    (folder / "manifest.yaml").write_text(MANIFEST + text)
+    return "service"
+
+
+def refused_rules(examples: Path, text: str) -> list[str]:
+    example = example_load(manifest_write(examples, text))
+    spec = example.container_spec(image=IMAGE, name="service-r1")
+    refusals = policy_check(spec, allowed_registries=[REGISTRY], require_digest=True)
+    return [refusal.rule for refusal in refusals]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        "['DOCKER_HOST=tcp://10.0.0.1:2375']",
+        "['docker_host=tcp://10.0.0.1:2375']",
+        "[DOCKER_HOST]",
+        "{' DOCKER_HOST ': tcp://10.0.0.1:2375}",
+    ],
+)
+def test_a_docker_host_variable_is_refused_however_the_environment_is_written(
+    examples, environment
+):
+    rules = refused_rules(examples, f"run: {{environment: {environment}}}\n")
+
+    assert rules == ["docker-host"]
+
+
+def test_an_environment_given_as_a_list_reaches_the_container_as_variables(examples):
+    example = example_load(manifest_write(examples, "run: {environment: [A=1, B]}\n"))
+
+    spec = example.container_spec(image=IMAGE, name="service-r1")
+
+    assert spec.environment == {"A": "1", "B": ""}
