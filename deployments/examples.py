@@ -20,6 +20,7 @@ from deployments.engine import ContainerSpec
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MEMORY = re.compile(r"^[1-9][0-9]{0,4}[km]$")
+USER = re.compile(r"^[0-9]{1,10}(?::[0-9]{1,10})?$")
 RUN_OPTIONS = {
     "volumes": "binds",
     "privileged": "privileged",
@@ -197,6 +198,9 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
         raise ExampleInvalid(f"{slug}: resources.cpus must be from 0.01 to 4.")
     if not isinstance(pids, int) or not 8 <= pids <= 1024:
         raise ExampleInvalid(f"{slug}: resources.pids must be from 8 to 1024.")
+    user = str(manifest.get("user") or "65534:65534")
+    if not USER.match(user):
+        raise ExampleInvalid(f"{slug}: user must be a numeric UID or UID:GID.")
     run = _run_read(slug, manifest.get("run") or {})
     return Example(
         slug=slug,
@@ -210,6 +214,6 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
         memory=memory,
         cpus=float(cpus),
         pids=pids,
-        user=str(manifest.get("user") or "65534:65534"),
+        user=user,
         run=run,
     )

@@ -66,6 +66,14 @@ def policy_check(
                     "are the only host files a container gets.",
                 )
             )
+    if _root(spec.user):
+        refusals.append(
+            Refusal(
+                "root-user",
+                f"user {spec.user!r} runs the container as root (user or group "
+                "0); name a numeric non-root UID:GID.",
+            )
+        )
     if spec.privileged:
         refusals.append(Refusal("privileged", "privileged mode is refused."))
     for capability in spec.cap_add:
@@ -102,6 +110,15 @@ def policy_check(
             refusals.append(refusal)
     refusals.extend(_image_refusals(spec.image, allowed_registries, require_digest))
     return refusals
+
+
+def _root(user: str) -> bool:
+    """Whether ``UID[:GID]`` is root, or names no user and so leaves the
+    image's default, which is root."""
+    uid, _, gid = user.strip().partition(":")
+    if not uid:
+        return True
+    return any(part == "root" or part.strip("0") == "" for part in (uid, gid) if part)
 
 
 def _port_refusal(binding: str) -> Refusal | None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.examples import example_load
+from deployments.examples import ExampleInvalid, example_load
 from deployments.policy import policy_check
 
 REGISTRY = "127.0.0.1:5055"
@@ -57,3 +57,13 @@ def test_an_environment_given_as_a_list_reaches_the_container_as_variables(examp
     spec = example.container_spec(image=IMAGE, name="service-r1")
 
     assert spec.environment == {"A": "1", "B": ""}
+
+
+@pytest.mark.parametrize("user", ["nobody", "65534:nogroup", "-1", "1:2:3"])
+def test_a_user_that_is_not_numbers_is_refused_when_the_manifest_is_read(
+    examples, user
+):
+    slug = manifest_write(examples, f"user: '{user}'\n")
+
+    with pytest.raises(ExampleInvalid, match="user must be"):
+        example_load(slug)

@@ -103,6 +103,11 @@ def test_an_unreadable_image_reference_is_refused():
     assert refused_rules(image="Not An Image") == ["image-reference"]
 
 
+@pytest.mark.parametrize("user", ["0", "00", "0:0", "root", "root:root", "65534:0", ""])
+def test_rule_root_user_refuses_a_container_running_as_root(user):
+    assert refused_rules(user=user) == ["root-user"]
+
+
 def test_every_broken_rule_is_named_at_once():
     rules = refused_rules(privileged=True, cap_add=["SYS_ADMIN"], network_mode="host")
 
