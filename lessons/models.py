@@ -413,6 +413,15 @@ class Citation(models.Model):
         return None
 
     @property
+    def missing_version(self) -> int | None:
+        """The version cited when arXiv had no such version at the last
+        refresh: it is past the newest version fetched then."""
+        cited, newest = self.version, self.paper.version
+        if cited is None or newest is None or self.paper.fetched is None:
+            return None
+        return cited if cited > newest else None
+
+    @property
     def cited_title(self) -> str:
         """The title of the version cited, when it differs from the newest."""
         if self.cited_version is None or self.newer_version is None:

@@ -107,6 +107,26 @@ def test_a_lesson_citing_the_newest_version_has_no_notice(client, arxiv_server):
     )
 
 
+def test_a_version_arxiv_does_not_have_is_reported_on_the_pages(client, cited):
+    instructor = account(User.Role.INSTRUCTOR)
+    lesson = LessonFactory(title="Cites the future", author=instructor)
+    Citation.objects.create(lesson=lesson, paper=Paper.objects.get(), version=9)
+    papers_refresh()
+    client.force_login(instructor)
+
+    lesson_page = client.get(f"/lessons/{lesson.slug}/").content.decode()
+    paper_page = client.get("/papers/2511.05720/").content.decode()
+    report = client.get("/citations/")
+
+    assert "No such version: this lesson cites v9, but at the last refresh" in (
+        lesson_page
+    )
+    assert "the newest version on arXiv was v2." in lesson_page
+    assert f"{lesson.title}</a> cites v9, but at the last refresh" in paper_page
+    assert [c.lesson for c in report.context["citations"]] == [lesson]
+    assert "No such version on arXiv" in report.content.decode()
+
+
 def test_a_withdrawn_paper_is_marked_on_both_pages(client, cited, arxiv_server):
     arxiv_server.add("2511.05720", FIRST, LATEST, WITHDRAWN)
 
