@@ -105,10 +105,51 @@ def _run_read(slug: str, run: Any) -> dict[str, Any]:
         raise ExampleInvalid(
             f"{slug}: run may hold only {', '.join(sorted(RUN_OPTIONS))}."
         )
-    run = dict(run)
-    if "environment" in run:
-        run["environment"] = _environment_read(slug, run["environment"])
-    return run
+    read: dict[str, Any] = {}
+    for key, value in run.items():
+        if key == "environment":
+            read[key] = _environment_read(slug, value)
+        elif key == "volumes":
+            read[key] = _volumes_read(slug, value)
+        elif key == "privileged":
+            if not isinstance(value, bool):
+                raise ExampleInvalid(f"{slug}: run.privileged must be true or false.")
+            read[key] = value
+        elif key.endswith("_mode"):
+            if not isinstance(value, str):
+                raise ExampleInvalid(f"{slug}: run.{key} must be a word.")
+            read[key] = value
+        else:
+            read[key] = _strings_read(slug, key, value)
+    return read
+
+
+def _strings_read(slug: str, key: str, value: Any) -> list[str]:
+    if key == "ports" and isinstance(value, list):
+        # Docker reads a bare port number as one published on every
+        # interface, so it is judged as that.
+        value = [str(item) if isinstance(item, int) else item for item in value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ExampleInvalid(f"{slug}: run.{key} must be a list of strings.")
+    return value
+
+
+def _volumes_read(slug: str, volumes: Any) -> list[str]:
+    """Binds as ``SOURCE:TARGET``, from a list of those, a list of mounts
+    (``type``, ``source``, ``target``) or docker-py's mapping of host paths."""
+    if isinstance(volumes, dict):
+        return [str(source) for source in volumes]
+    if not isinstance(volumes, list):
+        raise ExampleInvalid(f"{slug}: run.volumes must be a list.")
+    binds = []
+    for volume in volumes:
+        if isinstance(volume, dict):
+            binds.append(f"{volume.get('source', '')}:{volume.get('target', '')}")
+        elif isinstance(volume, str):
+            binds.append(volume)
+        else:
+            raise ExampleInvalid(f"{slug}: run.volumes must list binds or mounts.")
+    return binds
 
 
 def _environment_read(slug: str, environment: Any) -> dict[str, str]:

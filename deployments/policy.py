@@ -4,6 +4,7 @@ Each rule has a name that its refusal message starts with, so that a
 refusal says which rule it broke.
 """
 
+import os
 import posixpath
 from dataclasses import dataclass
 
@@ -21,14 +22,16 @@ SOCKET_PATHS = {
     "/",
 }
 HOST = "host"
+# Security options that switch a profile off, as ``key`` and ``value``
+# once spaces and quotes are gone and either separator (= or :) is read.
 UNCONFINED = {
-    "seccomp=unconfined",
-    "seccomp:unconfined",
-    "apparmor=unconfined",
-    "apparmor:unconfined",
-    "label=disable",
-    "label:disable",
-    "systempaths=unconfined",
+    ("seccomp", "unconfined"),
+    ("apparmor", "unconfined"),
+    ("label", "disable"),
+    # The SELinux type of a container that is confined by nothing.
+    ("label", "type:spc_t"),
+    ("systempaths", "unconfined"),
+    ("no-new-privileges", "false"),
 }
 LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
 
@@ -51,7 +54,7 @@ def policy_check(
         source = posixpath.normpath(bind.split(":", 1)[0]) if bind else ""
         if source.startswith("//"):
             source = source[1:]
-        if source in SOCKET_PATHS or source.endswith("/docker.sock"):
+        if _socket(source) or _socket(os.path.realpath(source)):
             refusals.append(
                 Refusal(
                     "docker-socket",
@@ -82,7 +85,8 @@ def policy_check(
         )
     for namespace in ("network", "pid", "ipc", "uts"):
         mode = getattr(spec, f"{namespace}_mode")
-        if mode == HOST or mode.startswith("container:"):
+        spelled = mode.strip().lower()
+        if spelled == HOST or spelled.startswith("container:"):
             refusals.append(
                 Refusal(
                     "host-namespace",
@@ -92,7 +96,7 @@ def policy_check(
     for device in spec.devices:
         refusals.append(Refusal("devices", f"passing device {device} is refused."))
     for option in spec.security_opt:
-        if option.replace(" ", "").lower() in UNCONFINED:
+        if _unconfined(option):
             refusals.append(
                 Refusal(
                     "security-profile",
@@ -110,6 +114,17 @@ def policy_check(
             refusals.append(refusal)
     refusals.extend(_image_refusals(spec.image, allowed_registries, require_digest))
     return refusals
+
+
+def _socket(path: str) -> bool:
+    return path in SOCKET_PATHS or path.endswith("/docker.sock")
+
+
+def _unconfined(option: str) -> bool:
+    spelled = "".join(option.split()).replace('"', "").replace("'", "").lower()
+    key, _, value = spelled.replace("=", ":", 1).partition(":")
+    # Podman's unmask exposes the kernel paths the profiles mask.
+    return (key, value) in UNCONFINED or key == "unmask"
 
 
 def _root(user: str) -> bool:

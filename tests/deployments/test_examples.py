@@ -67,3 +67,40 @@ def test_a_user_that_is_not_numbers_is_refused_when_the_manifest_is_read(
 
     with pytest.raises(ExampleInvalid, match="user must be"):
         example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("run", "rule"),
+    [
+        (
+            "{volumes: [{type: bind, source: /var/run/docker.sock, target: /s}]}",
+            "docker-socket",
+        ),
+        ("{volumes: {/run: {bind: /host-run, mode: rw}}}", "docker-socket"),
+        ("{volumes: [{type: bind, source: /etc, target: /etc}]}", "host-bind-mount"),
+        ("{ports: [8080]}", "ports-all-interfaces"),
+    ],
+)
+def test_options_in_docker_s_other_spellings_are_judged_by_their_rule(
+    examples, run, rule
+):
+    assert refused_rules(examples, f"run: {run}\n") == [rule]
+
+
+@pytest.mark.parametrize(
+    ("run", "words"),
+    [
+        ("{network_mode: 5}", "run.network_mode must be"),
+        ("{cap_add: SYS_ADMIN}", "run.cap_add must be"),
+        ("{privileged: 'yes'}", "run.privileged must be"),
+        ("{security_opt: [{seccomp: unconfined}]}", "run.security_opt must be"),
+        ("{volumes: 7}", "run.volumes must be"),
+    ],
+)
+def test_options_of_the_wrong_shape_are_refused_when_the_manifest_is_read(
+    examples, run, words
+):
+    slug = manifest_write(examples, f"run: {run}\n")
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)

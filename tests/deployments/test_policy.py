@@ -32,6 +32,12 @@ def test_rule_docker_socket_refuses_the_socket_and_every_folder_above_it(source)
     assert refused_rules(binds=[f"{source}:/mnt"]) == ["docker-socket"]
 
 
+def test_rule_docker_socket_refuses_a_symbolic_link_to_the_socket_folder(tmp_path):
+    (tmp_path / "innocent").symlink_to("/run")
+
+    assert refused_rules(binds=[f"{tmp_path}/innocent:/mnt"]) == ["docker-socket"]
+
+
 def test_rule_host_bind_mount_refuses_other_host_folders():
     assert refused_rules(binds=["/etc:/host-etc:ro"]) == ["host-bind-mount"]
 
@@ -50,6 +56,13 @@ def test_rule_host_namespace_refuses_sharing_the_hosts_namespaces(namespace):
     assert refused_rules(**{f"{namespace}_mode": "host"}) == ["host-namespace"]
 
 
+@pytest.mark.parametrize(
+    "mode", ["HOST", " host", "host ", "container:db", "Container:db"]
+)
+def test_rule_host_namespace_refuses_any_spelling_of_host_or_container(mode):
+    assert refused_rules(network_mode=mode, pid_mode=mode) == ["host-namespace"] * 2
+
+
 def test_rule_devices_refuses_devices():
     assert refused_rules(devices=["/dev/kvm:/dev/kvm"]) == ["devices"]
 
@@ -61,6 +74,16 @@ def test_rule_devices_refuses_devices():
         "apparmor=unconfined",
         "label=disable",
         "seccomp:unconfined",
+        'seccomp="unconfined"',
+        "SECCOMP = Unconfined",
+        "apparmor:unconfined",
+        "label:disable",
+        "label=type:spc_t",
+        "label:type:spc_t",
+        "systempaths=unconfined",
+        "unmask=ALL",
+        "no-new-privileges=false",
+        "no-new-privileges:false",
     ],
 )
 def test_rule_security_profile_refuses_disabled_profiles(option):
