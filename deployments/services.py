@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from http import HTTPStatus
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -80,7 +81,6 @@ def run_start(
             example_load(example)
         except ExampleInvalid as error:
             raise ApplicationError(str(error), status=HTTPStatus.NOT_FOUND) from None
-        example_secrets_ensure(example=example)
     run = Run(
         kind=kind,
         subject=subject,
@@ -92,7 +92,17 @@ def run_start(
         builder=builder,
         started_by=account,
     )
-    run.full_clean(validate_constraints=False)
+    try:
+        run.full_clean(validate_constraints=False)
+    except ValidationError as error:
+        raise ApplicationError(
+            "; ".join(
+                f"{field}: {' '.join(messages)}"
+                for field, messages in error.message_dict.items()
+            )
+        ) from None
+    if kind == Run.Kind.EXAMPLE:
+        example_secrets_ensure(example=example)
     try:
         with transaction.atomic():
             run.save()

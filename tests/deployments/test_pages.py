@@ -8,7 +8,7 @@ from pathlib import Path
 from accounts.reauth import SESSION_KEY
 from deployments.examples import example_load
 from deployments.github_actions import workflow_export
-from deployments.models import Run
+from deployments.models import Run, Secret
 from tests.deployments.runs import FLAGSHIP
 from tests.lessons.factories import LessonFactory
 
@@ -69,6 +69,22 @@ def test_pressing_run_with_a_fresh_passkey_opens_the_run_page(
     page = client.get(answer["Location"]).content.decode()
     assert f"/api/deployments/runs/{run.pk}/" in page
     assert "leak gate" in page
+
+
+def test_pressing_run_with_an_unknown_builder_answers_400_naming_it(
+    client, instructor, deployments_home
+):
+    client.force_login(instructor)
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+    answer = client.post(f"/deployments/examples/{FLAGSHIP}/run", {"builder": "kaniko"})
+
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert "builder" in answer.content.decode()
+    assert not Run.objects.exists()
+    assert not Secret.objects.exists()
 
 
 def test_the_deployments_page_says_what_is_missing(client, instructor, monkeypatch):
