@@ -18,9 +18,11 @@ from typing import Any
 import docker
 import requests
 from django.conf import settings
+from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
+from docker.utils import kwargs_from_env, version_gte
 
 logger = logging.getLogger(__name__)
 
@@ -60,20 +62,67 @@ def engine_client(target: str) -> docker.DockerClient:
     except KeyError:
         raise EngineError(f"There is no target {target!r}.") from None
     environment = {"DOCKER_HOST": host or f"unix://{LOCAL_SOCKET}"}
-    for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
-        if os.environ.get(name) and host.startswith("tcp://"):
-            environment[name] = os.environ[name]
+    if host.startswith("tcp://"):
+        environment |= _tls_environment(target)
     try:
-        client = docker.from_env(
-            environment=environment,
-            timeout=settings.DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS,
-            use_ssh_client=host.startswith("ssh://"),
-        )
+        if host.startswith("tcp://"):
+            client = _tls_client(environment)
+        else:
+            client = docker.from_env(
+                environment=environment,
+                timeout=settings.DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS,
+                use_ssh_client=host.startswith("ssh://"),
+            )
         client.ping()
     except (DockerException, requests.RequestException) as error:
         raise EngineError(
             f"The Docker engine of target {target!r} does not answer: {error}"
         ) from None
+    return client
+
+
+def _tls_environment(target: str) -> dict[str, str]:
+    """An engine over TCP answers to anyone who reaches its port, so it is
+    used only with TLS that verifies the engine's certificate and presents
+    ours. docker-py alone would speak plain HTTP without DOCKER_TLS_VERIFY
+    and DOCKER_CERT_PATH, and with only the latter it skips verification."""
+    verify = os.environ.get("DOCKER_TLS_VERIFY", "")
+    cert_path = os.environ.get("DOCKER_CERT_PATH", "")
+    if not verify or verify == "0" or not cert_path:
+        raise EngineError(
+            f"Target {target!r} is a tcp:// engine, which needs verified TLS: "
+            "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a folder with "
+            "ca.pem, cert.pem and key.pem."
+        )
+    return {"DOCKER_TLS_VERIFY": verify, "DOCKER_CERT_PATH": cert_path}
+
+
+def _tls_client(environment: dict[str, str]) -> docker.DockerClient:
+    """A client of an engine over TLS that trusts only DOCKER_CERT_PATH's
+    authority.
+
+    requests lets REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) replace a
+    session's own CA file, which docker-py relies on, so with either set the
+    engine's certificate would be checked against the system's authorities
+    and refused. The sessions here ignore the environment; docker-py's own
+    API-version probe would run before that could be switched off, so the
+    version is asked for first, at the oldest API version.
+    """
+    connection = kwargs_from_env(environment=environment)
+    timeout = settings.DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS
+    probe = docker.APIClient(
+        **connection, version=MINIMUM_DOCKER_API_VERSION,
+        timeout=timeout,
+    )  # fmt: skip
+    probe.trust_env = False
+    try:
+        engine_version = probe.version(api_version=False)["ApiVersion"]
+    finally:
+        probe.close()
+    newest = DEFAULT_DOCKER_API_VERSION
+    version = newest if version_gte(engine_version, newest) else engine_version
+    client = docker.DockerClient(**connection, version=version, timeout=timeout)
+    client.api.trust_env = False
     return client
 
 

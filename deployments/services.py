@@ -130,10 +130,24 @@ def run_start(
 def image_deploy_start(
     *, account: User, image: str, name: str, target: str, port: int, health_path: str
 ) -> Run:
+    """Queue the deployment of an image already in an allowed registry.
+    What the web process can judge without the registry, it refuses here:
+    the pipeline's check step would only fail the run later."""
     try:
-        reference_parse(image)
+        reference = reference_parse(image)
     except ReferenceInvalid as error:
         raise ApplicationError(f"image: {error}") from None
+    allowed = settings.DEPLOYMENTS_ALLOWED_REGISTRIES
+    if reference.registry not in allowed:
+        raise ApplicationError(
+            f"image: registry-not-allowed: {reference.registry} is not an allowed "
+            f"registry ({', '.join(allowed)})."
+        )
+    if not reference.digest and reference.registry != settings.DEPLOYMENTS_REGISTRY:
+        raise ApplicationError(
+            f"image: only images in {settings.DEPLOYMENTS_REGISTRY} can be named by "
+            f"tag; give {reference.name} by digest."
+        )
     return run_start(
         account=account,
         kind=Run.Kind.IMAGE,

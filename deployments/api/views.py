@@ -20,6 +20,7 @@ from accounts.models import User
 from accounts.reauth import RecentPasskey
 from config.errors import ApplicationError
 from deployments import selectors, services
+from deployments.engine import EngineError
 from deployments.examples import ExampleInvalid
 from deployments.models import Deployment, Run
 
@@ -189,4 +190,8 @@ def service_logs(deployment: Deployment) -> str:
         raise ApplicationError(
             "No worker answered in time; is a Celery worker running?",
             status=HTTPStatus.SERVICE_UNAVAILABLE,
+        ) from None
+    except EngineError as error:
+        raise ApplicationError(
+            str(error), status=HTTPStatus.SERVICE_UNAVAILABLE
         ) from None

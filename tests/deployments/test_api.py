@@ -89,6 +89,41 @@ def test_an_unreadable_image_reference_is_refused(client, instructor, deployment
     assert answer.json()["detail"].startswith("image: ")
 
 
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        ("docker.io/library/busybox:latest", "registry-not-allowed: docker.io"),
+        ("busybox@sha256:" + "a" * 64, "registry-not-allowed: docker.io"),
+        ("localhost:5000/examples/web:1", "registry-not-allowed: localhost:5000"),
+    ],
+)
+def test_an_image_outside_the_allowed_registries_is_refused_before_any_run(
+    client, instructor, deployments_home, image, words
+):
+    signed_in(client, instructor)
+
+    answer = post(client, "/api/deployments/", {"image": image, "name": "web"})
+
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert answer.json()["detail"].startswith(f"image: {words}")
+    assert not Run.objects.exists()
+
+
+def test_logs_of_a_deployment_whose_engine_is_down_answer_503_saying_so(
+    client, instructor, worker, settings
+):
+    settings.DEPLOYMENTS_TARGETS = {"local": "", "away": "ssh://nobody@127.0.0.1:1"}
+    deployment = Deployment.objects.create(
+        name="web", target="away", repository="r", container_name="web-r1"
+    )
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "target 'away' does not answer" in answer.json()["detail"]
+
+
 def test_an_unknown_example_answers_404(client, instructor, deployments_home):
     signed_in(client, instructor)
 
