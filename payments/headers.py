@@ -10,7 +10,7 @@ each payment is read here first, and refused with a specific reason when
 it is:
 
 1. larger than ``X402_PAYMENT_HEADER_MAX_BYTES``, not standard base64, not
-   UTF-8 JSON, or not an object;
+   UTF-8 JSON (or JSON escaping a lone surrogate), or not an object;
 2. of an x402 version other than 1 or 2, or not shaped as that version's
    PaymentPayload;
 3. (version 2) made for another resource, or for terms other than one of
@@ -112,7 +112,8 @@ def _document_read(header: str, *, max_bytes: int) -> dict[str, object]:
             "The payment header is not standard base64 (RFC 4648, with padding).",
         ) from None
     try:
-        document = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        document = json.loads(text)
     except UnicodeDecodeError:
         raise PaymentRefused(
             Reason.INVALID_PAYLOAD, "The payment header does not decode to UTF-8."
@@ -121,11 +122,27 @@ def _document_read(header: str, *, max_bytes: int) -> dict[str, object]:
         raise PaymentRefused(
             Reason.INVALID_PAYLOAD, f"The payment header is not JSON: {error}."
         ) from None
+    # A JSON escape may name half of a UTF-16 pair ("\ud800"), which UTF-8
+    # cannot carry: echoed into a refusal, it could not be written out.
+    if "\\u" in text and _holds_lone_surrogate(document):
+        raise PaymentRefused(
+            Reason.INVALID_PAYLOAD,
+            "The payment header escapes a lone UTF-16 surrogate, which is not "
+            "Unicode text.",
+        )
     if not isinstance(document, dict):
         raise PaymentRefused(
             Reason.INVALID_PAYLOAD, "The payment header must hold a JSON object."
         )
     return document
+
+
+def _holds_lone_surrogate(document: object) -> bool:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _shape_read[Payload: (PaymentPayload, PaymentPayloadV1)](

@@ -309,6 +309,24 @@ def test_oversized_payment_header_is_refused(
     assert "at most 16384" in message
 
 
+@pytest.mark.parametrize(
+    ("part", "field"),
+    [("resource", "url"), ("resource", "description"), ("accepted", "scheme")],
+)
+def test_payment_holding_a_lone_surrogate_is_refused(
+    client, lesson, payer, nothing_charged, part, field
+):
+    # JSON may escape half of a UTF-16 pair ("\ud800"), which no UTF-8 text
+    # holds: echoed into a refusal, it could not be written out.
+    document = valid_document(client, lesson, payer)
+    document[part][field] = "\ud800" + document[part][field]
+
+    reason, message = refusal(send(client, lesson, encoded(document)))
+
+    assert reason == "invalid_payload"
+    assert "Unicode" in message
+
+
 def test_payment_in_both_headers_is_refused(client, lesson, payer, nothing_charged):
     payment = header_of(payment_for(payer, offered(client, lesson)))
 
