@@ -29,6 +29,15 @@ TOPIC_PATH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 # with an optional version suffix.
 ARXIV_ID_PATTERN = r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]{0,19}(?:\.[A-Z]{2})?/\d{7})"
 ARXIV_ID_RE = re.compile(rf"^(?P<base>{ARXIV_ID_PATTERN})(?:v(?P<version>\d{{1,4}}))?$")
+# The archives old-style ids were issued under, until March 2007. arXiv
+# refuses ids it deems malformed for the whole batch they come in.
+OLD_STYLE_ARCHIVES = frozenset((
+    "acc-phys", "adap-org", "alg-geom", "ao-sci", "astro-ph", "atom-ph",
+    "bayes-an", "chao-dyn", "chem-ph", "cmp-lg", "comp-gas", "cond-mat", "cs",
+    "dg-ga", "funct-an", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th",
+    "math", "math-ph", "mtrl-th", "nlin", "nucl-ex", "nucl-th", "patt-sol",
+    "physics", "plasm-ph", "q-alg", "q-bio", "quant-ph", "solv-int", "supr-con",
+))  # fmt: skip
 
 
 def split_arxiv_id(value: str) -> tuple[str, int | None]:
@@ -50,7 +59,10 @@ def _arxiv_id_problem(base: str) -> str | None:
     ids began in April 2007 with four-digit numbers, five from January 2015;
     old-style ids ran from August 1991 to March 2007."""
     if "/" in base:
-        stamp = base.rsplit("/", 1)[1][:4]
+        archive, number = base.split("/")
+        if archive.split(".")[0] not in OLD_STYLE_ARCHIVES:
+            return f"there is no archive {archive.split('.')[0]!r}"
+        stamp = number[:4]
         year, month = int(stamp[:2]), int(stamp[2:])
         full_year = 1900 + year if year >= 91 else 2000 + year
         earliest, latest = (1991, 8), (2007, 3)

@@ -93,6 +93,8 @@ def test_an_unknown_id_is_reported_not_dropped(server):
         "2513.00001",  # month 13
         "0703.0001",  # new-style ids began in April 2007
         "hep-th/0704001",  # old-style ids ended in March 2007
+        "foo/9901001",  # no such archive
+        "hep/9901001",
         "2506.06478v0",
         "../../etc/passwd",
         "2506.06478,2511.05720",
@@ -109,6 +111,13 @@ def test_a_malformed_id_is_refused_before_any_request(server, value):
 def test_old_style_ids_keep_base_and_version_apart():
     assert arxiv_id_parse("hep-th/9901001v2") == ArxivId("hep-th/9901001", 2)
     assert arxiv_id_parse("math.GT/0309136") == ArxivId("math.GT/0309136")
+
+
+@pytest.mark.parametrize(
+    "value", ["cond-mat/0011001", "quant-ph/9508027v3", "astro-ph/0703001"]
+)
+def test_old_style_ids_of_each_archive_are_accepted(value):
+    assert arxiv_id_parse(value).base == value.split("v")[0]
 
 
 def test_a_429_is_retried_after_a_pause(server):
