@@ -169,12 +169,17 @@ def deployment_action_start(*, account: User, deployment: Deployment, kind: str)
         raise ApplicationError(
             f"{deployment.name} is already torn down.", status=HTTPStatus.CONFLICT
         )
+    # An example's port and health path come from its manifest; an image's
+    # were given when it was deployed, and a roll back keeps them.
+    image = not deployment.example
     return run_start(
         account=account,
         kind=kind,
         subject=deployment.name,
         target=deployment.target,
         example=deployment.example,
+        port=deployment.port if image and deployment.port else None,
+        health_path=deployment.health_path if image else "",
     )
 
 

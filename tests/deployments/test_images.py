@@ -1,0 +1,69 @@
+"""Images deployed by reference and name, on the real engine and registry:
+they keep their port and health path through a roll back, and one that
+never answers keeps the old container serving."""
+
+import requests
+
+from deployments import services
+from deployments.models import Deployment, Run
+from tests.deployments.conftest import example_write
+from tests.deployments.runs import example_run, run_wait
+
+PORT = 9090
+DOCKERFILE = f"""\
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}}
+COPY www /www
+USER 65534:65534
+CMD ["httpd", "-f", "-p", "{PORT}", "-h", "/www"]
+"""
+MANIFEST = f"port: {PORT}\nhealth_path: /health\n"
+
+
+def images_built(instructor, examples, count: int) -> list[str]:
+    """References, by tag, of images of one repository the site signed."""
+    slug = example_write(examples, "port-9090", DOCKERFILE, MANIFEST)
+    references = []
+    for number in range(count):
+        (examples / slug / "context" / "www" / "index.html").write_text(f"{number}\n")
+        built = example_run(instructor, slug)
+        assert built.status == Run.Status.SUCCEEDED, built.error
+        repository = Deployment.objects.get(name=slug).repository
+        references.append(f"{repository}:run-{built.pk}")
+    return references
+
+
+def image_deploy(instructor, image: str, *, port: int = PORT) -> Run:
+    return run_wait(
+        services.image_deploy_start(
+            account=instructor,
+            image=image,
+            name="copy",
+            target="local",
+            port=port,
+            health_path="/health",
+        )
+    )
+
+
+def test_rolling_back_an_image_deployment_keeps_its_port_and_health_path(
+    worker, instructor, examples
+):
+    first, second = images_built(instructor, examples, 2)
+    earlier = image_deploy(instructor, first)
+    image_deploy(instructor, second)
+
+    rollback = run_wait(
+        services.deployment_action_start(
+            account=instructor,
+            deployment=Deployment.objects.get(name="copy"),
+            kind=Run.Kind.ROLLBACK,
+        )
+    )
+
+    assert rollback.status == Run.Status.SUCCEEDED, rollback.error
+    deployment = Deployment.objects.get(name="copy")
+    assert deployment.digest == earlier.digest
+    assert (deployment.port, deployment.health_path) == (PORT, "/health")
+    assert requests.get(deployment.url + "health", timeout=5).status_code == 200
+
