@@ -726,7 +726,13 @@ class Sale:
         if _from_browser(self.request):
             page = render_to_string(
                 "payments/paywall.html",
-                {"goods": self.goods, "message": message, "resource": self.resource},
+                {
+                    "goods": self.goods,
+                    "resource": self.resource,
+                    # Why a payment sent was refused; a request that sent
+                    # none needs no more than the offer itself.
+                    "refusal": "" if message == self._unpaid_message() else message,
+                },
                 request=self.request,
             )
             response = HttpResponse(page, status=402)

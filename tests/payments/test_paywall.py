@@ -23,10 +23,24 @@ def test_a_browser_gets_the_paywall_page(client, lesson):
     assert response["Content-Type"].startswith("text/html")
     assert offer_of(response).accepts[0].amount == "5000000000000000"
     page = response.content.decode()
-    assert "costs 0.005 AIN" in page
+    assert "for <strong>0.005 AIN</strong>" in page
+    assert "data-refusal" not in page
     assert f'href="/lessons/{lesson.slug}/"' in page
     assert "The paid part." not in page
     assert response["Cache-Control"] == "no-store"
+
+
+def test_a_browser_sending_a_refused_payment_is_told_why(client, lesson):
+    response = client.get(
+        f"/api/lessons/{lesson.slug}/content",
+        headers={**BROWSER, "PAYMENT-SIGNATURE": "not base64!"},
+    )
+
+    assert response.status_code == HTTPStatus.PAYMENT_REQUIRED
+    page = response.content.decode()
+    assert "data-refusal" in page
+    assert "base64" in page
+    assert "The paid part." not in page
 
 
 def test_a_program_asking_for_html_still_gets_the_version_1_body(client, lesson):
