@@ -167,7 +167,9 @@ class FacilitatorEdge:
     a 402 whose error is the exception's text, which for the HTTP client
     can quote the facilitator's URL and answer; and one from ``settle`` into
     a PAYMENT-RESPONSE carrying the same text. Here they become refusals
-    with the reason ``facilitator_unavailable``, logged with the details.
+    with the reason ``facilitator_unavailable``, logged with the details;
+    so does a remote facilitator's answer whose text is too long or not
+    Unicode, which could not be written into the payer's answer.
     """
 
     def __init__(
@@ -177,6 +179,7 @@ class FacilitatorEdge:
         name: str,
         kinds: frozenset[tuple[str, str]],
         faults: tuple[type[Exception], ...] = (),
+        remote: bool = False,
     ) -> None:
         self._client = client
         self.name = name
@@ -184,12 +187,17 @@ class FacilitatorEdge:
         self.kinds = kinds
         # What the client raises when the facilitator fails it.
         self._faults = faults
+        # A remote facilitator's answers are checked before they are passed
+        # on (UnreadableAnswer, one of its faults); ours need no check.
+        self._remote = remote
 
     def verify(
         self, payload: AnyPayload, requirements: AnyRequirements
     ) -> VerifyResponse:
         try:
             answer = self._client.verify(payload, requirements)  # type: ignore[arg-type]
+            if self._remote:
+                _answer_check(answer)
         except self._faults as error:
             logger.warning("Facilitator %s failed to verify: %s", self.name, error)
             answer = VerifyResponse(
@@ -206,6 +214,8 @@ class FacilitatorEdge:
     ) -> SettleResponse:
         try:
             answer = self._client.settle(payload, requirements)  # type: ignore[arg-type]
+            if self._remote:
+                _answer_check(answer)
         except self._faults as error:
             # Limitation: when a settlement's answer is lost (a timeout, a
             # garbled reply), the facilitator may still have moved the funds;
@@ -268,6 +278,30 @@ class FacilitatorEdge:
             answers.settle = settle
 
 
+class UnreadableAnswer(ValueError):
+    """A facilitator's answer that parsed but cannot be passed on."""
+
+
+# The longest text of an answer passed on: its reason and message go into
+# the 402 answer's headers, which clients read only up to a few kilobytes.
+ANSWER_TEXT_MAX = 1000
+
+
+def _answer_check(answer: VerifyResponse | SettleResponse) -> None:
+    """Raise UnreadableAnswer when a text of ``answer`` is too long, or is
+    no Unicode text (JSON may escape a lone surrogate): written into the
+    payer's answer, it would not fit or could not be encoded."""
+    for name, value in answer.model_dump().items():
+        if not isinstance(value, str):
+            continue
+        if len(value) > ANSWER_TEXT_MAX:
+            raise UnreadableAnswer(f"its {name} is {len(value)} characters long")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnreadableAnswer(f"its {name} is not Unicode text") from None
+
+
 def facilitator_for(
     url: str | None, *, timeout: float, kinds: frozenset[tuple[str, str]]
 ) -> FacilitatorEdge:
@@ -278,10 +312,15 @@ def facilitator_for(
     # The package's default timeout is 90 seconds per call, long enough to
     # hold a worker for the whole of a slow facilitator's outage.
     client = HTTPFacilitatorClientSync(FacilitatorConfig(url=url, timeout=timeout))
-    # ValueError: a status other than 200, or an answer that is not the
-    # expected model (the package's FacilitatorResponseError).
+    # ValueError: a status other than 200, an answer that is not the
+    # expected model (the package's FacilitatorResponseError), or one that
+    # cannot be passed on (UnreadableAnswer).
     return FacilitatorEdge(
-        client, name=url, kinds=kinds, faults=(httpx.HTTPError, ValueError)
+        client,
+        name=url,
+        kinds=kinds,
+        faults=(httpx.HTTPError, ValueError),
+        remote=True,
     )
 
 

@@ -25,6 +25,9 @@ GARBAGE = "garbage"
 WRONG_SHAPE = "wrong-shape"
 ERROR = "error"
 REFUSE = "refuse"
+# JSON escaping half of a UTF-16 pair: it parses, but is no UTF-8 text.
+UNPAIRED = "unpaired"
+OVERSIZED = "oversized"
 REFUSAL_MESSAGE = "The remote facilitator says no."
 
 
@@ -105,6 +108,8 @@ class FacilitatorServer:
                     return self._send(200, json.dumps({"hello": "world"}).encode())
                 if mode == ERROR:
                     return self._send(500, b'{"error": "internal"}')
+                if mode in (UNPAIRED, OVERSIZED):
+                    return self._send(200, odd_answer(endpoint, mode))
                 reply = (
                     VerifyResponse(
                         is_valid=False,
@@ -133,6 +138,22 @@ class FacilitatorServer:
                 pass
 
         return Handler
+
+
+def odd_answer(endpoint: str, mode: str) -> bytes:
+    """A refused verification, or a settlement said to have succeeded,
+    whose text holds a lone surrogate or runs to 100 kB."""
+    text = "\\ud800" if mode == UNPAIRED else "x" * 100_000
+    if endpoint == "verify":
+        fields = (
+            f'"isValid": false, "invalidReason": "{text}", "invalidMessage": "{text}"'
+        )
+    else:
+        fields = (
+            f'"success": true, "transaction": "0x{text}", '
+            f'"network": "eip155:31337", "errorReason": "{text}"'
+        )
+    return ("{" + fields + "}").encode()
 
 
 def closed_port_url() -> str:

@@ -22,9 +22,11 @@ from payments.services import wallet_create, wallet_fund
 from tests.payments.facilitator_server import (
     ERROR,
     GARBAGE,
+    OVERSIZED,
     REFUSAL_MESSAGE,
     REFUSE,
     SLOW,
+    UNPAIRED,
     WRONG_SHAPE,
     FacilitatorServer,
     closed_port_url,
@@ -199,7 +201,9 @@ def assert_nothing_sold(response, payer, token) -> None:
 
 
 @pytest.mark.parametrize("endpoint", ["verify", "settle"])
-@pytest.mark.parametrize("mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR])
+@pytest.mark.parametrize(
+    "mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR, UNPAIRED, OVERSIZED]
+)
 def test_misbehaving_facilitator_delivers_nothing_and_charges_nothing(
     client, lesson, payer, token, remote, endpoint, mode
 ):
