@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from docker.models.containers import Container
 
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
@@ -404,9 +405,12 @@ def step_deploy(state: Pass) -> None:
     engine.container_remove(state.client, spec.name)
     started = time.monotonic()
     container = engine.container_start(state.client, spec)
-    outcome = engine.container_health_wait(
-        container, timeout=settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
-    )
+    timeout = settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
+    outcome = engine.container_health_wait(container, timeout=timeout)
+    if outcome == "healthy" and not spec.health_command:
+        outcome = _answer_wait(
+            container, spec.port, _health_path(state), timeout=timeout
+        )
     if outcome != "healthy":
         last = state.mask(engine.container_logs(container, tail=LAST_LOG_LINES))
         engine.container_remove(state.client, spec.name)
@@ -442,6 +446,28 @@ def step_deploy(state: Pass) -> None:
         )
         + (f". Retired {retired}." if retired else ".")
     )
+
+
+def _health_path(state: Pass) -> str:
+    run = state.run
+    return _example(state).health_path if run.example else (run.health_path or "/")
+
+
+def _answer_wait(container: Container, port: int, path: str, *, timeout: float) -> str:
+    """An image deployed by reference gets no health command of ours (its
+    tools are unknown), so running is not yet healthy: its health path must
+    answer 200 through the published port before it replaces anything."""
+    base = f"http://127.0.0.1:{engine.container_host_port(container, port)}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(base + path, timeout=2).status_code == 200:
+                return "healthy"
+        except requests.RequestException:
+            pass
+        if time.monotonic() >= deadline:
+            return "timeout"
+        time.sleep(0.1)
 
 
 def _run_secret_names(state: Pass) -> tuple[str, ...]:
@@ -486,9 +512,7 @@ def _deployment_switch(
     deployment.container_name = spec.name
     deployment.port = spec.port
     deployment.host_port = host_port
-    deployment.health_path = (
-        _example(state).health_path if run.example else (run.health_path or "/")
-    )
+    deployment.health_path = _health_path(state)
     deployment.status = Deployment.Status.LIVE
     deployment.last_run = run
     deployment.full_clean()

@@ -2,6 +2,8 @@
 they keep their port and health path through a roll back, and one that
 never answers keeps the old container serving."""
 
+from http import HTTPStatus
+
 import requests
 
 from deployments import services
@@ -67,3 +69,20 @@ def test_rolling_back_an_image_deployment_keeps_its_port_and_health_path(
     assert (deployment.port, deployment.health_path) == (PORT, "/health")
     assert requests.get(deployment.url + "health", timeout=5).status_code == 200
 
+
+def test_an_image_that_never_answers_keeps_the_old_container_serving(
+    worker, instructor, examples, settings
+):
+    settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = 3
+    (image,) = images_built(instructor, examples, 1)
+    serving = image_deploy(instructor, image)
+    assert serving.status == Run.Status.SUCCEEDED, serving.error
+    before = Deployment.objects.get(name="copy")
+
+    wrong = image_deploy(instructor, image, port=PORT + 1)
+
+    assert wrong.status == Run.Status.FAILED
+    assert "never became healthy" in wrong.error
+    after = Deployment.objects.get(name="copy")
+    assert after.container_name == before.container_name
+    assert requests.get(before.url + "health", timeout=5).status_code == HTTPStatus.OK
