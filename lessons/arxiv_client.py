@@ -4,9 +4,10 @@ The package builds the queries and parses the Atom feed. Around it this
 module adds what the site owes arXiv and its readers:
 
 1. ids are checked before any request, and fetched in batches;
-2. every request has a timeout, and waits for its turn under a lock that
-   every worker shares: one request every ``ARXIV_REQUEST_INTERVAL_SECONDS``
-   (3 s, arXiv's limit) from the whole site, not from each process;
+2. every request has a timeout, for the whole answer, and waits for its
+   turn under a lock that every worker shares: one request every
+   ``ARXIV_REQUEST_INTERVAL_SECONDS`` (3 s, arXiv's limit) from the whole
+   site, not from each process;
 3. answers 429, 502, 503 and 504, timeouts and lost connections are retried
    with growing pauses; any other refusal (a 400 above all) is not;
 4. an answer that is not an Atom feed is an error, never an empty result;
@@ -26,6 +27,7 @@ from xml.etree import ElementTree
 
 import arxiv
 import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TURN_ROW = 1
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class ArxivError(Exception):
@@ -277,12 +280,35 @@ class _Session(requests.Session):
         self, method: str, url: str, *args: Any, **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        kwargs["stream"] = True  # the body is read by _read_before
         arxiv_turn_wait(self.interval)
+        deadline = time.monotonic() + self.timeout
         response = super().request(method, url, *args, **kwargs)
         self.retry_after = _retry_after(response)
+        _read_before(response, deadline)
         if response.status_code == requests.codes.ok:
             _check_feed(response)
         return response
+
+
+def _read_before(response: requests.Response, deadline: float) -> None:
+    """Read the whole body by ``deadline``. The timeout requests applies is
+    to each read, so an answer arriving a little at a time would never end
+    otherwise."""
+    body = bytearray()
+    # read1 returns what has arrived; iter_content would wait for a whole
+    # chunk, one slow read after another, before the deadline is looked at.
+    with response:
+        try:
+            while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("arXiv's answer took too long to arrive")
+        except urllib3.exceptions.ReadTimeoutError as error:
+            raise requests.Timeout(str(error)) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.ConnectionError(str(error)) from None
+    response._content = bytes(body)
 
 
 def _retry_after(response: requests.Response) -> float | None:

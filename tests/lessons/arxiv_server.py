@@ -4,8 +4,8 @@ It answers ``GET /api/query?id_list=...`` the way arXiv does: an Atom feed
 with one entry per id it knows (the newest version for an id without one, the
 version asked for otherwise), nothing at all for ids it does not know, and a
 400 with an error entry for ids of the wrong shape. Tests can queue other
-answers (a 429, a 503, a page that is not XML) or make it hang, and read the
-requests it saw with their arrival times.
+answers (a 429, a 503, a page that is not XML), make it hang or answer one
+byte at a time, and read the requests it saw with their arrival times.
 """
 
 import re
@@ -61,6 +61,9 @@ class ArxivServer:
         self.queued: list[Answer] = []
         self.always: Answer | None = None
         self.hang_seconds = 0.0
+        # A pause before each byte of the body: an answer that never stalls
+        # long enough for a read timeout, yet takes long to finish.
+        self.trickle_seconds = 0.0
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
@@ -123,7 +126,12 @@ class ArxivServer:
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if not server.trickle_seconds:
+                    self.wfile.write(answer.body)
+                for byte in answer.body if server.trickle_seconds else b"":
+                    time.sleep(server.trickle_seconds)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -204,6 +204,18 @@ def test_a_server_that_does_not_answer_times_out(server, settings):
     assert len(server.requests) == 2
 
 
+def test_an_answer_that_trickles_in_times_out_as_a_whole(server, settings):
+    settings.ARXIV_TIMEOUT_SECONDS = 0.5
+    settings.ARXIV_RETRIES = 0
+    server.trickle_seconds = 0.003  # over 3 s for the whole feed
+
+    started = time.monotonic()
+    result = papers_fetch(["2506.06478"])
+
+    assert time.monotonic() - started < 2
+    assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)
+
+
 def test_nothing_listening_is_unavailable(settings):
     settings.ARXIV_API_URL = "http://127.0.0.1:9/api/query"
     settings.ARXIV_RETRIES = 0
