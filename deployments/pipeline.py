@@ -170,9 +170,9 @@ def step_check(state: Pass) -> None:
         state.log(f"run-time secrets: {', '.join(example.run_secrets) or 'none'}")
         state.proved(
             "The example and its deployment pass every policy rule: no Docker "
-            "socket or folder above it, no privileged mode, no added "
-            "capabilities, no host namespaces, no devices, security profiles "
-            "on, no DOCKER_HOST, ports on 127.0.0.1 only, registry "
+            "socket or folder above it, a non-root user, no privileged mode, "
+            "no added capabilities, no host namespaces, no devices, security "
+            "profiles on, no DOCKER_HOST, ports on 127.0.0.1 only, registry "
             f"{settings.DEPLOYMENTS_REGISTRY} allowed, deployed by digest."
         )
         return
