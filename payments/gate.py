@@ -227,11 +227,21 @@ def _sell(
         response["WWW-Authenticate"] = BearerTokenAuthentication.keyword
         return response
     paying = request.method != "HEAD" and _payment_sent(request)
+    # The transaction holds the account's lock, and the settlement when the
+    # site's own facilitator makes it. A remote facilitator settles in its
+    # own: holding one here meanwhile would, on SQLite, lock the whole
+    # database against a facilitator sharing it (facilitator_serve) until
+    # the client gave up, and the payment would settle with nothing sold.
+    # Limitation: an account's lock is a transaction all the same, so on
+    # SQLite an account's purchase through a facilitator sharing the
+    # database still waits past the client's timeout and then settles with
+    # nothing delivered; on PostgreSQL the lock holds one row only.
+    held = paying and (account is not None or _settles_in_process())
 
     answers = FacilitatorAnswers()
     token = current_answers.set(answers)
     try:
-        with transaction.atomic() if paying else nullcontext():
+        with transaction.atomic() if held else nullcontext():
             if paying and account is not None:
                 _account_lock(account)
             goods = _goods_unowned(account, wanted, name=name, page=page)
@@ -428,6 +438,14 @@ def _goods_unowned(
     if not gated:
         return None
     return Goods(lessons=tuple(gated), name=name, page=page)
+
+
+def _settles_in_process() -> bool:
+    """Whether an offer may be settled by the site's own facilitator, in
+    this process."""
+    if settings.X402_FACILITATOR_URL:
+        return False
+    return any(offer.facilitator_url is None for offer in offers_configured())
 
 
 def _path_page(path: LearningPath) -> str:

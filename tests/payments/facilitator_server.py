@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from x402.schemas import (
@@ -38,6 +39,8 @@ class FacilitatorServer:
         self.networks: list[str] | None = None
         self.delay = delay
         self.calls: list[str] = []
+        # Called with the endpoint before each answer.
+        self.watch: Callable[[str], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -98,6 +101,8 @@ class FacilitatorServer:
 
             def _answer(self, endpoint, answer) -> None:
                 facilitator.calls.append(endpoint)
+                if facilitator.watch is not None:
+                    facilitator.watch(endpoint)
                 mode = facilitator.modes[endpoint]
                 if mode == SLOW:
                     time.sleep(facilitator.delay)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.core.management import CommandError, call_command
+from django.db import connections
 from x402.http.utils import decode_payment_response_header
 
 from payments.models import Purchase, Transfer
@@ -198,6 +199,29 @@ def assert_nothing_sold(response, payer, token) -> None:
     assert balance_of(token=token, address=payer.address) == ONE_AIN
     assert not Purchase.objects.exists()
     assert not Transfer.objects.filter(kind=Transfer.Kind.SETTLEMENT).exists()
+
+
+def test_sale_to_a_program_holds_no_transaction_while_a_remote_facilitator_answers(
+    client, lesson, payer, token, remote
+):
+    # On SQLite an open transaction locks the whole database: a facilitator
+    # sharing it (facilitator_serve) would wait for the sale to end, and the
+    # sale for the facilitator, until the client gave up; the payment would
+    # then settle with nothing delivered.
+    offer = offer_of(client.get(content_path(lesson)))
+    site = connections["default"]  # the test client runs the view here
+    seen: list[tuple[str, bool]] = []
+    remote.watch = lambda endpoint: seen.append((endpoint, site.in_atomic_block))
+
+    response = client.get(
+        content_path(lesson),
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert seen == [("verify", False), ("settle", False)]
+    assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
+    assert Purchase.objects.get().lesson == lesson
 
 
 @pytest.mark.parametrize("endpoint", ["verify", "settle"])
