@@ -81,6 +81,7 @@ def settle(request: HttpRequest) -> JsonResponse:
     )
 
 
+@csrf_exempt  # so that a POST is told 405, as on the other two
 @require_GET
 def supported(request: HttpRequest) -> JsonResponse:
     return _answer(facilitators.supported_answer())

@@ -6,6 +6,7 @@ import json
 from http import HTTPStatus
 
 import pytest
+from django.test import Client
 from x402.http.utils import decode_payment_response_header
 from x402.schemas import PaymentRequired, PaymentRequiredV1
 
@@ -219,6 +220,27 @@ def test_html_body_may_run_nothing(client, lesson, payer):
     response = paid(client, lesson, payer, Accept="text/html")
 
     assert "default-src 'none'" in response["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+@pytest.mark.parametrize(
+    "path",
+    ["content", "path/bundle", "receipt"],
+)
+def test_a_method_other_than_get_is_not_allowed(lesson, method, path):
+    # Without a CSRF token, as a program sends it: the answer names the
+    # methods there are, not a CSRF failure page.
+    strict = Client(enforce_csrf_checks=True)
+    url = (
+        "/api/purchases/0x00"
+        if path == "receipt"
+        else f"/api/lessons/{lesson.slug}/{path}"
+    )
+
+    response = getattr(strict, method)(url)
+
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert "GET" in response["Allow"]
 
 
 def test_unacceptable_media_type_is_406_before_any_payment(
