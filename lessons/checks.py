@@ -19,7 +19,24 @@ def arxiv_settings_check(**kwargs: Any) -> list[CheckMessage]:
                 id="lessons.E001",
             )
         ]
+    if parts.query or parts.fragment:
+        # The client appends the search as the query string.
+        return [
+            Error(
+                f"ARXIV_API_URL must have no query string or fragment: the "
+                f"search is appended as the query (got {url!r}).",
+                id="lessons.E001",
+            )
+        ]
     for name in ("ARXIV_TIMEOUT_SECONDS", "ARXIV_BATCH_SIZE"):
         if getattr(settings, name) <= 0:
             return [Error(f"{name} must be positive.", id="lessons.E001")]
+    for name in (
+        "ARXIV_RETRIES",
+        "ARXIV_REQUEST_INTERVAL_SECONDS",
+        "ARXIV_BACKOFF_SECONDS",
+        "ARXIV_BACKOFF_MAX_SECONDS",
+    ):
+        if getattr(settings, name) < 0:
+            return [Error(f"{name} must be 0 or more.", id="lessons.E001")]
     return []

@@ -42,7 +42,7 @@ OLD_STYLE_ARCHIVES = frozenset((
 
 def split_arxiv_id(value: str) -> tuple[str, int | None]:
     """Split ``2506.06478v2`` into ``("2506.06478", 2)``; refuse a bad id."""
-    match = ARXIV_ID_RE.match(value)
+    match = ARXIV_ID_RE.fullmatch(value)
     if match is None:
         raise ValidationError(f"{value!r} is not an arXiv identifier.")
     base, version = match.group("base"), match.group("version")

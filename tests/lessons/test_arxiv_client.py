@@ -233,3 +233,23 @@ def test_an_arxiv_address_no_request_could_reach_stops_the_site(settings, url):
 
     assert len(errors) == 1
     assert "ARXIV_API_URL must be an http(s) URL" in errors[0].msg
+
+
+def test_an_arxiv_address_with_a_query_string_stops_the_site(settings):
+    settings.ARXIV_API_URL = "https://mirror.example/api/query?key=1"
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert len(errors) == 1
+    assert "no query string" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "name", ["ARXIV_RETRIES", "ARXIV_BACKOFF_SECONDS", "ARXIV_REQUEST_INTERVAL_SECONDS"]
+)
+def test_a_negative_arxiv_setting_stops_the_site(settings, name):
+    setattr(settings, name, -1)
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert [error.msg for error in errors] == [f"{name} must be 0 or more."]

@@ -92,7 +92,8 @@ def test_arxiv_ids_split_into_base_and_version(value, expected):
 
 
 @pytest.mark.parametrize(
-    "value", ["", "2506", "2506.064", "abc", "2506.06478v", "../etc/passwd"]
+    "value",
+    ["", "2506", "2506.064", "abc", "2506.06478v", "../etc/passwd", "2506.06478\n"],
 )
 def test_malformed_arxiv_ids_are_refused(value):
     with pytest.raises(ValidationError):
