@@ -30,16 +30,18 @@ for a lesson. With the site's own facilitator in-process the settlement is
 part of that transaction: a sale that cannot be recorded is not charged.
 """
 
+import fcntl
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -227,23 +229,10 @@ def _sell(
         response["WWW-Authenticate"] = BearerTokenAuthentication.keyword
         return response
     paying = request.method != "HEAD" and _payment_sent(request)
-    # The transaction holds the account's lock, and the settlement when the
-    # site's own facilitator makes it. A remote facilitator settles in its
-    # own: holding one here meanwhile would, on SQLite, lock the whole
-    # database against a facilitator sharing it (facilitator_serve) until
-    # the client gave up, and the payment would settle with nothing sold.
-    # Limitation: an account's lock is a transaction all the same, so on
-    # SQLite an account's purchase through a facilitator sharing the
-    # database still waits past the client's timeout and then settles with
-    # nothing delivered; on PostgreSQL the lock holds one row only.
-    held = paying and (account is not None or _settles_in_process())
-
     answers = FacilitatorAnswers()
     token = current_answers.set(answers)
     try:
-        with transaction.atomic() if held else nullcontext():
-            if paying and account is not None:
-                _account_lock(account)
+        with _sale_held(account, paying=paying):
             goods = _goods_unowned(account, wanted, name=name, page=page)
             if goods is None:
                 return _owned(render())
@@ -319,8 +308,7 @@ def lessons_buy(
     answers = FacilitatorAnswers()
     token = current_answers.set(answers)
     try:
-        with transaction.atomic():
-            _account_lock(account)
+        with _account_held(account, in_process=_settles_in_process()):
             goods = _goods_unowned(account, wanted, name=name, page=page)
             if goods is None:
                 return AccountPurchase(purchases=[])
@@ -452,10 +440,48 @@ def _path_page(path: LearningPath) -> str:
     return reverse("lessons:path", kwargs={"slug": path.lesson.slug})
 
 
-def _account_lock(account: User) -> None:
-    """Hold the account's row until the transaction ends: its purchases run
-    one at a time."""
-    list(User.objects.select_for_update().filter(pk=account.pk).values_list("pk"))
+def _sale_held(account: User | None, *, paying: bool) -> AbstractContextManager[Any]:
+    """What a sale runs in. The settlement is part of the sale's transaction
+    when the site's own facilitator makes it; a remote facilitator settles
+    in its own, and holding a transaction here meanwhile would, on SQLite,
+    lock the whole database against a facilitator sharing it
+    (facilitator_serve) until the client gave up, and the payment would
+    settle with nothing sold."""
+    if not paying:
+        return nullcontext()
+    in_process = _settles_in_process()
+    if account is not None:
+        return _account_held(account, in_process=in_process)
+    return transaction.atomic() if in_process else nullcontext()
+
+
+@contextmanager
+def _account_held(account: User, *, in_process: bool) -> Iterator[None]:
+    """Run the account's purchases one at a time, so that it never pays
+    twice for a lesson.
+
+    The lock is the account's row, held by a transaction, except on SQLite
+    with a remote facilitator: there a transaction would lock the whole
+    database against a facilitator sharing it (facilitator_serve), so the
+    lock is a file beside the database, which every process of a SQLite
+    site shares, and the sale writes in its own short transactions.
+    """
+    if in_process or connection.vendor != "sqlite":
+        with transaction.atomic():
+            list(
+                User.objects.select_for_update().filter(pk=account.pk).values_list("pk")
+            )
+            yield
+        return
+
+    folder = Path(settings.DATA_DIR) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"account-{account.pk}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Sale:
