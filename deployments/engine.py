@@ -272,7 +272,9 @@ class ContainerSpec:
     secret_files: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     health_command: list[str] = field(default_factory=list)
-    # Asked for by an example's manifest; the policy refuses them all.
+    # Asked for by an example's manifest. The policy refuses any bind,
+    # privileged mode, added capability and device, and container_start
+    # refuses them too; the rest it applies once the policy passed them.
     binds: list[str] = field(default_factory=list)
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)
@@ -283,6 +285,62 @@ class ContainerSpec:
     devices: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
     port_bindings: list[str] = field(default_factory=list)
+
+
+# What a manifest may add that container_start applies. Each keeps the
+# container at least as confined as the hardening does: Docker's own
+# network, a private or no IPC namespace, Docker's own AppArmor profile.
+NETWORK_MODES = {"bridge", "default"}
+IPC_MODES = {"private", "none"}
+SECURITY_OPTIONS = {
+    ("apparmor", "docker-default"),
+    ("no-new-privileges", ""),
+    ("no-new-privileges", "true"),
+}
+PROTOCOLS = {"tcp", "udp", "sctp"}
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def security_option_parts(option: str) -> tuple[str, str]:
+    """A security option as ``key`` and ``value``, however it is spelled:
+    spaces and quotes gone, either separator (= or :), any case."""
+    spelled = "".join(option.split()).replace('"', "").replace("'", "").lower()
+    key, _, value = spelled.replace("=", ":", 1).partition(":")
+    return key, value
+
+
+def security_option_applied(option: str) -> bool:
+    return security_option_parts(option) in SECURITY_OPTIONS
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    host_ip: str
+    host_port: int | None
+    container_port: int
+    protocol: str
+
+
+def port_binding_parse(binding: str) -> PortBinding:
+    """``[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]``, as Docker
+    writes it; no host address means every interface. Raises ValueError
+    for any other shape."""
+    parts = binding.rsplit(":", 2)
+    host_ip = parts[0] if len(parts) == 3 else ""
+    host_port = parts[-2] if len(parts) >= 2 else ""
+    container, _, protocol = parts[-1].partition("/")
+    protocol = protocol or "tcp"
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"{protocol!r} is not tcp, udp or sctp")
+    numbers = [container] + ([host_port] if host_port else [])
+    if not all(number.isdigit() and 1 <= int(number) <= 65535 for number in numbers):
+        raise ValueError("a port is a number from 1 to 65535")
+    return PortBinding(
+        host_ip=host_ip.removeprefix("[").removesuffix("]"),
+        host_port=int(host_port) if host_port else None,
+        container_port=int(container),
+        protocol=protocol,
+    )
 
 
 # Seconds; Docker's own default interval of 30 s would report a healthy
@@ -296,7 +354,11 @@ HEALTH_START_PERIOD = 5.0
 def container_start(client: docker.DockerClient, spec: ContainerSpec) -> Container:
     """Start a hardened container: read-only root, every capability
     dropped, no new privileges, a non-root user, tmpfs scratch, limits,
-    ports on 127.0.0.1 only, secrets as read-only files."""
+    ports on 127.0.0.1 only, secrets as read-only files.
+
+    The manifest's options the policy passed are applied on top; none can
+    undo the hardening, and one that could (or that this function does not
+    apply) is refused here too, so nothing asked for is silently dropped."""
     mounts = [
         Mount(target=f"/run/secrets/{name}", source=path, type="bind", read_only=True)
         for name, path in spec.secret_files.items()
@@ -307,18 +369,19 @@ def container_start(client: docker.DockerClient, spec: ContainerSpec) -> Contain
         "detach": True,
         "read_only": True,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
+        "security_opt": ["no-new-privileges:true", *_security_options(spec)],
         "user": spec.user,
         "tmpfs": {"/tmp": "rw,noexec,nosuid,nodev,size=16m"},
         "mem_limit": spec.memory,
         "memswap_limit": spec.memory,
         "nano_cpus": int(spec.cpus * nanoseconds),
         "pids_limit": spec.pids,
-        "ports": {f"{spec.port}/tcp": ("127.0.0.1", None)},
+        "ports": _ports(spec),
         "mounts": mounts,
         "environment": spec.environment,
         "labels": spec.labels,
         "restart_policy": {"Name": "no"},
+        **_namespaces(spec),
     }
     if spec.health_command:
         options["healthcheck"] = {
@@ -331,6 +394,60 @@ def container_start(client: docker.DockerClient, spec: ContainerSpec) -> Contain
     return _engine_call(
         f"starting {spec.name}", lambda: client.containers.run(spec.image, **options)
     )
+
+
+def _refuse(spec: ContainerSpec, words: str) -> EngineError:
+    return EngineError(f"{spec.name} was not started: {words}")
+
+
+def _security_options(spec: ContainerSpec) -> list[str]:
+    applied = []
+    for option in spec.security_opt:
+        if not security_option_applied(option):
+            raise _refuse(spec, f"security option {option!r} is not one it applies.")
+        key, value = security_option_parts(option)
+        if key != "no-new-privileges":
+            applied.append(f"{key}={value}")
+    return applied
+
+
+def _ports(spec: ContainerSpec) -> dict[str, list[tuple[str, int | None]]]:
+    ports: dict[str, list[tuple[str, int | None]]] = {
+        f"{spec.port}/tcp": [("127.0.0.1", None)]
+    }
+    for text in spec.port_bindings:
+        try:
+            binding = port_binding_parse(text)
+        except ValueError as error:
+            raise _refuse(spec, f"port {text!r}: {error}.") from None
+        if binding.host_ip not in LOOPBACK:
+            raise _refuse(spec, f"port {text!r} would listen beyond 127.0.0.1.")
+        # Limitation: a fixed host port stays held by the serving container,
+        # so the container meant to replace it fails to start (and the old
+        # one keeps serving) until the deployment is torn down.
+        key = f"{binding.container_port}/{binding.protocol}"
+        ports.setdefault(key, []).append((binding.host_ip, binding.host_port))
+    return ports
+
+
+def _namespaces(spec: ContainerSpec) -> dict[str, str]:
+    if spec.binds or spec.privileged or spec.cap_add or spec.devices:
+        raise _refuse(
+            spec, "host binds, privileged mode, capabilities and devices are refused."
+        )
+    if spec.pid_mode or spec.uts_mode:
+        raise _refuse(spec, "it shares no PID or UTS namespace.")
+    options = {}
+    network, ipc = spec.network_mode.strip().lower(), spec.ipc_mode.strip().lower()
+    if network:
+        if network not in NETWORK_MODES:
+            raise _refuse(spec, f"network {spec.network_mode!r} is not bridge.")
+        options["network_mode"] = network
+    if ipc:
+        if ipc not in IPC_MODES:
+            raise _refuse(spec, f"IPC mode {spec.ipc_mode!r} is not private or none.")
+        options["ipc_mode"] = ipc
+    return options
 
 
 def container_health_wait(container: Container, *, timeout: float) -> str:

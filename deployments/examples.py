@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 from django.conf import settings
 
-from deployments.engine import ContainerSpec
+from deployments.engine import (
+    IPC_MODES,
+    NETWORK_MODES,
+    ContainerSpec,
+    port_binding_parse,
+    security_option_applied,
+)
+from deployments.policy import namespace_shared, security_option_unconfined
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -100,7 +107,14 @@ class Example:
 
 def _run_read(slug: str, run: Any) -> dict[str, Any]:
     """The manifest's extra container options, in the one shape the policy
-    judges and the engine is given."""
+    judges and the engine is given.
+
+    Each option is either applied by ``engine.container_start`` once the
+    policy passed it, or refused: by the policy, naming its rule (binds,
+    privileged mode, capabilities, devices, shared namespaces, profiles
+    switched off, DOCKER_HOST, ports beyond 127.0.0.1), or here, naming the
+    option, when the engine would not apply it. None is accepted and then
+    dropped."""
     if not isinstance(run, dict) or set(run) - set(RUN_OPTIONS):
         raise ExampleInvalid(
             f"{slug}: run may hold only {', '.join(sorted(RUN_OPTIONS))}."
@@ -116,12 +130,69 @@ def _run_read(slug: str, run: Any) -> dict[str, Any]:
                 raise ExampleInvalid(f"{slug}: run.privileged must be true or false.")
             read[key] = value
         elif key.endswith("_mode"):
-            if not isinstance(value, str):
-                raise ExampleInvalid(f"{slug}: run.{key} must be a word.")
-            read[key] = value
+            read[key] = _mode_read(slug, key, value)
+        elif key == "security_opt":
+            read[key] = _security_options_read(slug, value)
+        elif key == "ports":
+            read[key] = _ports_read(slug, value)
         else:
             read[key] = _strings_read(slug, key, value)
     return read
+
+
+MODES_APPLIED = {"network_mode": NETWORK_MODES, "ipc_mode": IPC_MODES}
+MODES_REFUSED = {
+    "network_mode": "a deployment joins Docker's bridge network (write bridge), "
+    "where its port is published on 127.0.0.1; none would leave it no port and "
+    "a named network may not exist on the target",
+    "ipc_mode": "write private or none; shareable would let other containers "
+    "join this one's IPC namespace",
+    "pid_mode": "a deployment keeps a PID namespace of its own; leave it out",
+    "uts_mode": "a deployment keeps a UTS namespace of its own; leave it out",
+}
+
+
+def _mode_read(slug: str, key: str, value: Any) -> str:
+    """A namespace mode the engine applies, or one sharing a namespace,
+    which the policy refuses under its rule."""
+    if not isinstance(value, str):
+        raise ExampleInvalid(f"{slug}: run.{key} must be a word.")
+    spelled = value.strip().lower()
+    applied = spelled in MODES_APPLIED.get(key, set())
+    if spelled and not applied and not namespace_shared(value):
+        raise ExampleInvalid(
+            f"{slug}: run.{key} {value!r} is not supported: {MODES_REFUSED[key]}."
+        )
+    return value
+
+
+def _security_options_read(slug: str, value: Any) -> list[str]:
+    options = _strings_read(slug, "security_opt", value)
+    for option in options:
+        if not security_option_applied(option) and not security_option_unconfined(
+            option
+        ):
+            raise ExampleInvalid(
+                f"{slug}: run.security_opt {option!r} is not supported: only "
+                "apparmor=docker-default and no-new-privileges are applied; "
+                "other seccomp, AppArmor and SELinux profiles are not."
+            )
+    return options
+
+
+def _ports_read(slug: str, value: Any) -> list[str]:
+    """Extra published ports. Their shape is checked here; their address
+    is the policy's (ports-all-interfaces)."""
+    bindings = _strings_read(slug, "ports", value)
+    for binding in bindings:
+        try:
+            port_binding_parse(binding)
+        except ValueError as error:
+            raise ExampleInvalid(
+                f"{slug}: run.ports {binding!r} is not "
+                f"[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]: {error}."
+            ) from None
+    return bindings
 
 
 def _strings_read(slug: str, key: str, value: Any) -> list[str]:
@@ -159,15 +230,19 @@ def _environment_read(slug: str, environment: Any) -> dict[str, str]:
         isinstance(item, str) for item in environment
     ):
         pairs = [item.partition("=") for item in environment]
-        return {name: value for name, _, value in pairs}
-    if isinstance(environment, dict):
-        return {
+        variables = {name: value for name, _, value in pairs}
+    elif isinstance(environment, dict):
+        variables = {
             str(name): "" if value is None else str(value)
             for name, value in environment.items()
         }
-    raise ExampleInvalid(
-        f"{slug}: run.environment must map names to values or list NAME=value."
-    )
+    else:
+        raise ExampleInvalid(
+            f"{slug}: run.environment must map names to values or list NAME=value."
+        )
+    if any(not name.strip() for name in variables):
+        raise ExampleInvalid(f"{slug}: run.environment has a variable without a name.")
+    return variables
 
 
 def examples_dir() -> Path:

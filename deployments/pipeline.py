@@ -142,7 +142,9 @@ def _spec(state: Pass, image: str) -> ContainerSpec:
     return spec
 
 
-def _policy(state: Pass, image: str) -> int:
+def _policy(state: Pass, image: str) -> ContainerSpec:
+    """The container that would start from this image, once the policy
+    passed it; the deploy step starts this very description."""
     spec = _spec(state, image)
     refusals = policy_check(
         spec,
@@ -154,7 +156,7 @@ def _policy(state: Pass, image: str) -> int:
             "Refused by the policy before anything ran: "
             + "; ".join(str(refusal) for refusal in refusals)
         )
-    return 10
+    return spec
 
 
 def step_check(state: Pass) -> None:
@@ -393,9 +395,8 @@ def step_deploy(state: Pass) -> None:
         f"signature verified: built by {statement.get('builder')} in run {statement.get('run')}"
     )
     image = f"{state.repository}@{run.digest}"
-    _policy(state, image)
+    spec = _policy(state, image)
     engine.image_pull(state.client, reference=image, auth=run_auth())
-    spec = _spec(state, image)
     secret_folder = settings.DEPLOYMENTS_DIR / "secrets" / spec.name
     for name in _run_secret_names(state):
         path_on_host = _secret_file(
@@ -444,8 +445,21 @@ def step_deploy(state: Pass) -> None:
             if mounted
             else ""
         )
+        + _options_said(spec)
         + (f". Retired {retired}." if retired else ".")
     )
+
+
+def _options_said(spec: ContainerSpec) -> str:
+    """The manifest's own options, as the container got them."""
+    said = [
+        *([f"network {spec.network_mode}"] if spec.network_mode else []),
+        *([f"IPC {spec.ipc_mode}"] if spec.ipc_mode else []),
+        *(f"security option {option}" for option in spec.security_opt),
+        *(f"port {binding}" for binding in spec.port_bindings),
+        *(f"variable {name}" for name in spec.environment),
+    ]
+    return f"; from the manifest: {', '.join(said)}" if said else ""
 
 
 def _health_path(state: Pass) -> str:

@@ -8,7 +8,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 
-from deployments.engine import ContainerSpec
+from deployments.engine import ContainerSpec, security_option_parts
 from deployments.references import ReferenceInvalid, reference_parse
 
 # The socket and every folder above it: binding any of these hands the
@@ -23,7 +23,8 @@ SOCKET_PATHS = {
 }
 HOST = "host"
 # Security options that switch a profile off, as ``key`` and ``value``
-# once spaces and quotes are gone and either separator (= or :) is read.
+# once spaces and quotes are gone and either separator (= or :) is read
+# (``engine.security_option_parts``).
 UNCONFINED = {
     ("seccomp", "unconfined"),
     ("apparmor", "unconfined"),
@@ -85,8 +86,7 @@ def policy_check(
         )
     for namespace in ("network", "pid", "ipc", "uts"):
         mode = getattr(spec, f"{namespace}_mode")
-        spelled = mode.strip().lower()
-        if spelled == HOST or spelled.startswith("container:"):
+        if namespace_shared(mode):
             refusals.append(
                 Refusal(
                     "host-namespace",
@@ -96,7 +96,7 @@ def policy_check(
     for device in spec.devices:
         refusals.append(Refusal("devices", f"passing device {device} is refused."))
     for option in spec.security_opt:
-        if _unconfined(option):
+        if security_option_unconfined(option):
             refusals.append(
                 Refusal(
                     "security-profile",
@@ -120,9 +120,14 @@ def _socket(path: str) -> bool:
     return path in SOCKET_PATHS or path.endswith("/docker.sock")
 
 
-def _unconfined(option: str) -> bool:
-    spelled = "".join(option.split()).replace('"', "").replace("'", "").lower()
-    key, _, value = spelled.replace("=", ":", 1).partition(":")
+def namespace_shared(mode: str) -> bool:
+    """Whether a namespace mode shares the host's or another container's."""
+    spelled = mode.strip().lower()
+    return spelled == HOST or spelled.startswith("container:")
+
+
+def security_option_unconfined(option: str) -> bool:
+    key, value = security_option_parts(option)
     # Podman's unmask exposes the kernel paths the profiles mask.
     return (key, value) in UNCONFINED or key == "unmask"
 

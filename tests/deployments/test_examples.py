@@ -104,3 +104,67 @@ def test_options_of_the_wrong_shape_are_refused_when_the_manifest_is_read(
 
     with pytest.raises(ExampleInvalid, match=words):
         example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("run", "words"),
+    [
+        ("{network_mode: none}", "run.network_mode 'none' is not supported"),
+        ("{network_mode: my-network}", "run.network_mode 'my-network' is not"),
+        ("{ipc_mode: shareable}", "run.ipc_mode 'shareable' is not supported"),
+        ("{pid_mode: private}", "run.pid_mode 'private' is not supported"),
+        ("{uts_mode: private}", "run.uts_mode 'private' is not supported"),
+        (
+            "{security_opt: ['seccomp=/etc/profile.json']}",
+            "run.security_opt 'seccomp=/etc/profile.json' is not supported",
+        ),
+        (
+            "{security_opt: ['label=type:unconfined_t']}",
+            "run.security_opt 'label=type:unconfined_t' is not supported",
+        ),
+        (
+            "{ports: ['127.0.0.1:9000-9001:8080']}",
+            "run.ports '127.0.0.1:9000-9001:8080' is not",
+        ),
+        ("{ports: ['127.0.0.1:9000:8080/http']}", "run.ports .* is not"),
+        ("{environment: ['=x']}", "run.environment has a variable without a name"),
+    ],
+)
+def test_options_the_engine_would_not_apply_are_refused_when_the_manifest_is_read(
+    examples, run, words
+):
+    slug = manifest_write(examples, f"run: {run}\n")
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
+
+
+def test_options_that_pass_the_policy_are_kept_for_the_container(examples):
+    slug = manifest_write(
+        examples,
+        "run: {network_mode: bridge, ipc_mode: private, "
+        "security_opt: [apparmor=docker-default], "
+        "ports: ['127.0.0.1:9000:8080', '[::1]::8081/udp'], environment: {A: '1'}}\n",
+    )
+
+    spec = example_load(slug).container_spec(image=IMAGE, name="service-r1")
+
+    assert policy_check(spec, allowed_registries=[REGISTRY], require_digest=True) == []
+    assert (spec.network_mode, spec.ipc_mode) == ("bridge", "private")
+    assert spec.security_opt == ["apparmor=docker-default"]
+    assert spec.port_bindings == ["127.0.0.1:9000:8080", "[::1]::8081/udp"]
+    assert spec.environment == {"A": "1"}
+
+
+@pytest.mark.parametrize(
+    ("run", "rule"),
+    [
+        ("{network_mode: host}", "host-namespace"),
+        ("{ipc_mode: 'container:db'}", "host-namespace"),
+        ("{security_opt: ['apparmor=unconfined']}", "security-profile"),
+    ],
+)
+def test_options_the_policy_refuses_still_reach_it_and_name_its_rule(
+    examples, run, rule
+):
+    assert refused_rules(examples, f"run: {run}\n") == [rule]
