@@ -1,10 +1,14 @@
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class Run(models.Model):
@@ -142,6 +146,15 @@ class Deployment(models.Model):
     last_run = models.ForeignKey(
         Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Who first deployed it. Only they (or staff) redeploy under its name,
+    # roll it back, tear it down or read its logs.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deployments",
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -152,6 +165,14 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.target}"
+
+    def managed_by(self, account: "User") -> bool:
+        """Whether this account may act on the deployment: its owner, or
+        staff. One without an owner (deployed before owners were kept, by
+        nobody the runs name) is staff's alone."""
+        if account.role == account.Role.STAFF:
+            return True
+        return self.owner_id is not None and self.owner_id == account.pk
 
     @property
     def url(self) -> str:

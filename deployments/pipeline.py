@@ -499,8 +499,13 @@ def _deployment_switch(
     deployment, _ = Deployment.objects.get_or_create(
         name=run.subject,
         target=run.target,
-        defaults={"repository": state.repository},
+        defaults={"repository": state.repository, "owner": run.started_by},
     )
+    if not deployment.managed_by(run.started_by):
+        raise StepFailed(
+            f"{run.subject} on {run.target} belongs to another instructor; "
+            "this run may not replace its container."
+        )
     retired = ""
     old_name = deployment.container_name
     if (

@@ -19,7 +19,9 @@ def run_find(*, run_id: int) -> Run | None:
 
 
 def deployments_list() -> QuerySet[Deployment]:
-    return Deployment.objects.select_related("last_run").order_by("name", "target")
+    return Deployment.objects.select_related("last_run", "owner").order_by(
+        "name", "target"
+    )
 
 
 def deployment_find(*, deployment_id: int) -> Deployment | None:
@@ -86,4 +88,5 @@ def deployment_as_json(deployment: Deployment) -> dict[str, Any]:
         "container": deployment.container_name,
         "url": deployment.url,
         "last_run": deployment.last_run_id,
+        "owner": deployment.owner.username if deployment.owner else None,
     }

@@ -75,6 +75,15 @@ def run_start(
             "Only instructors start deployments.", status=HTTPStatus.FORBIDDEN
         )
     _target_check(target)
+    deployment = (
+        Deployment.objects.filter(name=subject, target=target)
+        .select_related("owner")
+        .first()
+    )
+    if deployment is not None:
+        deployment_owner_check(
+            account=account, deployment=deployment, doing=ACTIONS[kind]
+        )
     _refuse_without_engine()
     if kind == Run.Kind.EXAMPLE:
         try:
@@ -125,6 +134,31 @@ def run_start(
 
     run_execute.delay_on_commit(run.pk)  # type: ignore[attr-defined]
     return run
+
+
+ACTIONS: dict[str, str] = {
+    Run.Kind.EXAMPLE: "deploy under its name",
+    Run.Kind.IMAGE: "deploy under its name",
+    Run.Kind.ROLLBACK: "roll it back",
+    Run.Kind.TEARDOWN: "tear it down",
+}
+
+
+def deployment_owner_check(
+    *, account: User, deployment: Deployment, doing: str
+) -> None:
+    """Refuse, with 403, anyone but the deployment's owner or staff."""
+    if deployment.managed_by(account):
+        return
+    owner = (
+        f"belongs to {deployment.owner.username}; only they or staff may"
+        if deployment.owner
+        else "has no owner on record; only staff may"
+    )
+    raise ApplicationError(
+        f"{deployment.name} on {deployment.target} {owner} {doing}.",
+        status=HTTPStatus.FORBIDDEN,
+    )
 
 
 def image_deploy_start(

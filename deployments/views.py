@@ -51,7 +51,10 @@ def index(request: HttpRequest) -> HttpResponse:
         {
             "missing": engine_missing(),
             "examples": example_list(),
-            "deployments": selectors.deployments_list(),
+            "deployments": [
+                (deployment, deployment.managed_by(_account(request)))
+                for deployment in selectors.deployments_list()
+            ],
             "runs": selectors.runs_recent(),
             "targets": sorted(settings.DEPLOYMENTS_TARGETS),
             "builders": Run.Builder.choices,
@@ -123,6 +126,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @instructor_required
 def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
     deployment = get_object_or_404(Deployment, pk=deployment_id)
+    services.deployment_owner_check(
+        account=_account(request), deployment=deployment, doing="read its logs"
+    )
     return render(
         request,
         "deployments/logs.html",

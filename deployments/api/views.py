@@ -176,6 +176,9 @@ class DeploymentLogsView(APIView):
 
     def get(self, request: Request, deployment_id: int) -> Response:
         deployment = get_object_or_404(Deployment, pk=deployment_id)
+        services.deployment_owner_check(
+            account=_account(request), deployment=deployment, doing="read its logs"
+        )
         return Response({"name": deployment.name, "logs": service_logs(deployment)})
 
 

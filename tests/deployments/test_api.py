@@ -114,8 +114,9 @@ def test_logs_of_a_deployment_whose_engine_is_down_answer_503_saying_so(
 ):
     settings.DEPLOYMENTS_TARGETS = {"local": "", "away": "ssh://nobody@127.0.0.1:1"}
     deployment = Deployment.objects.create(
-        name="web", target="away", repository="r", container_name="web-r1"
-    )
+        name="web", target="away", repository="r", container_name="web-r1",
+        owner=instructor,
+    )  # fmt: skip
     signed_in(client, instructor)
 
     answer = client.get(f"/api/deployments/{deployment.pk}/logs")
@@ -238,3 +239,94 @@ def test_bad_secrets_are_refused(client, instructor, path, body, status):
 
     assert answer.status_code == status
     assert services.secret_values(example=FLAGSHIP) == {}
+
+
+@pytest.fixture
+def others_deployment(instructor) -> Deployment:
+    return Deployment.objects.create(
+        name="web",
+        repository="127.0.0.1:5055/examples/web",
+        digest="sha256:" + "b" * 64,
+        previous_digest="sha256:" + "a" * 64,
+        container_name="web-r1",
+        owner=instructor,
+    )
+
+
+@pytest.fixture
+def colleague(db) -> User:
+    return User.objects.create(username="Ada", role=User.Role.INSTRUCTOR)
+
+
+@pytest.mark.parametrize(
+    ("action", "doing"),
+    [("rollback", "roll it back"), ("teardown", "tear it down")],
+)
+def test_another_instructor_cannot_act_on_a_deployment(
+    client, colleague, others_deployment, deployments_home, action, doing
+):
+    signed_in(client, colleague)
+
+    answer = post(client, f"/api/deployments/{others_deployment.pk}/{action}", {})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == (
+        f"web on local belongs to Grace; only they or staff may {doing}."
+    )
+    assert not Run.objects.exists()
+
+
+def test_another_instructor_cannot_read_a_deployment_s_logs(
+    client, colleague, others_deployment
+):
+    signed_in(client, colleague)
+
+    answer = client.get(f"/api/deployments/{others_deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "belongs to Grace" in answer.json()["detail"]
+
+
+def test_another_instructor_cannot_deploy_under_a_deployment_s_name(
+    client, colleague, others_deployment, settings, deployments_home
+):
+    signed_in(client, colleague)
+    image = f"{settings.DEPLOYMENTS_REGISTRY}/examples/mine:1"
+
+    answer = post(client, "/api/deployments/", {"image": image, "name": "web"})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == (
+        "web on local belongs to Grace; only they or staff may deploy under its name."
+    )
+    assert not Run.objects.exists()
+
+
+def test_staff_may_act_on_any_deployment(client, others_deployment, deployments_home):
+    staff = User.objects.create(username="Sam", role=User.Role.STAFF)
+    signed_in(client, staff)
+
+    answer = post(client, f"/api/deployments/{others_deployment.pk}/rollback", {})
+
+    assert answer.status_code == HTTPStatus.ACCEPTED
+    assert Run.objects.get().started_by == staff
+
+
+def test_a_deployment_belongs_to_who_first_deployed_it(client, instructor, worker):
+    colleague = User.objects.create(username="Ada", role=User.Role.INSTRUCTOR)
+    first = run_wait(
+        services.run_start(
+            account=instructor, kind=Run.Kind.EXAMPLE, subject=FLAGSHIP,
+            example=FLAGSHIP,
+        )
+    )  # fmt: skip
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+    signed_in(client, colleague)
+
+    answer = post(client, f"/api/deployments/examples/{FLAGSHIP}/runs", {})
+
+    assert deployment.owner == instructor
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "belongs to Grace" in answer.json()["detail"]
+    assert Run.objects.count() == 1

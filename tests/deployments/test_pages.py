@@ -5,10 +5,13 @@ import time
 from http import HTTPStatus
 from pathlib import Path
 
+import pytest
+
+from accounts.models import User
 from accounts.reauth import SESSION_KEY
 from deployments.examples import example_load
 from deployments.github_actions import workflow_export
-from deployments.models import Run, Secret
+from deployments.models import Deployment, Run, Secret
 from tests.deployments.runs import FLAGSHIP
 from tests.lessons.factories import LessonFactory
 
@@ -99,8 +102,6 @@ def test_the_deployments_page_says_what_is_missing(client, instructor, monkeypat
 
 
 def test_the_deployments_page_is_for_instructors(client, db):
-    from accounts.models import User
-
     client.force_login(User.objects.create(username="Lin"))
 
     assert client.get("/deployments/").status_code == HTTPStatus.FORBIDDEN
@@ -134,3 +135,62 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     )
 
     assert linted.returncode != 0
+
+
+def owned_deployment(owner: User) -> Deployment:
+    return Deployment.objects.create(
+        name="web",
+        repository="127.0.0.1:5055/examples/web",
+        digest="sha256:" + "b" * 64,
+        previous_digest="sha256:" + "a" * 64,
+        container_name="web-r1",
+        owner=owner,
+    )
+
+
+def colleague_signed_in(client) -> None:
+    client.force_login(User.objects.create(username="Ada", role=User.Role.INSTRUCTOR))
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+
+@pytest.mark.parametrize(
+    ("action", "doing"),
+    [("rollback", "roll it back"), ("teardown", "tear it down")],
+)
+def test_another_instructor_cannot_act_on_a_deployment_from_the_page(
+    client, instructor, deployments_home, action, doing
+):
+    deployment = owned_deployment(instructor)
+    colleague_signed_in(client)
+
+    answer = client.post(f"/deployments/{deployment.pk}/{action}")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert f"belongs to Grace; only they or staff may {doing}" in (
+        answer.content.decode()
+    )
+    assert not Run.objects.exists()
+
+
+def test_another_instructor_cannot_read_a_deployment_s_logs_page(client, instructor):
+    deployment = owned_deployment(instructor)
+    colleague_signed_in(client)
+
+    answer = client.get(f"/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "belongs to Grace" in answer.content.decode()
+
+
+def test_the_deployments_page_offers_actions_only_to_the_owner(client, instructor):
+    deployment = owned_deployment(instructor)
+    colleague_signed_in(client)
+
+    others = client.get("/deployments/").content.decode()
+    client.force_login(instructor)
+    owners = client.get("/deployments/").content.decode()
+
+    assert f"/deployments/{deployment.pk}/teardown" not in others
+    assert f"/deployments/{deployment.pk}/teardown" in owners
