@@ -395,6 +395,11 @@ DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = int(
 DEPLOYMENTS_RUN_STALE_SECONDS = int(
     os.environ.get("DEPLOYMENTS_RUN_STALE_SECONDS", "120")
 )
+# A queued run no worker has taken for this long is failed (by the
+# reconciliation, or by the next start of the same subject and target).
+DEPLOYMENTS_RUN_QUEUED_SECONDS = int(
+    os.environ.get("DEPLOYMENTS_RUN_QUEUED_SECONDS", "600")
+)
 DEPLOYMENTS_RUN_TIME_LIMIT_SECONDS = 900
 # Names this site's containers and local images, and labels them, so that
 # several sites (or test sessions) can share one engine.

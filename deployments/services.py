@@ -112,6 +112,9 @@ def run_start(
         ) from None
     if kind == Run.Kind.EXAMPLE:
         example_secrets_ensure(example=example)
+    # With no worker running, the periodic reconciliation never runs either:
+    # a run left queued too long is failed here, so that this one can go.
+    runs_queued_expire(subject=subject, target=target)
     try:
         with transaction.atomic():
             run.save()
@@ -327,18 +330,48 @@ def _run_fail(state: pipeline.Pass, message: str) -> None:
     logger.info("Run %s failed: %s", run.pk, message)
 
 
+def runs_queued_expire(*, subject: str = "", target: str = "") -> list[int]:
+    """Fail the runs no worker took within DEPLOYMENTS_RUN_QUEUED_SECONDS
+    (of this subject and target, if given). Nothing of theirs ran, so
+    nothing is left to remove; a worker that takes one later leaves it
+    alone. Return their ids."""
+    seconds = settings.DEPLOYMENTS_RUN_QUEUED_SECONDS
+    waiting = Run.objects.filter(
+        status=Run.Status.QUEUED,
+        created__lt=timezone.now() - timedelta(seconds=seconds),
+    )
+    if subject:
+        waiting = waiting.filter(subject=subject, target=target)
+    failed = []
+    for run in waiting:
+        taken = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+            status=Run.Status.FAILED,
+            finished=timezone.now(),
+            error=f"No worker took this run within {seconds} s; is a Celery worker "
+            "running? The reconciliation marked it failed so that a new run can "
+            "start.",
+        )
+        if taken != 1:
+            continue
+        run.steps.filter(status=Step.Status.PENDING).update(status=Step.Status.SKIPPED)
+        logger.info("Run %s failed: no worker took it in %s s", run.pk, seconds)
+        failed.append(run.pk)
+    return failed
+
+
 def runs_reconcile(*, worker: str = "") -> list[int]:
     """Fail the runs a dead worker left: running runs that stopped
     reporting, or (given a worker that just started) every running run of
     that worker, which cannot be running any more. Remove what they left on
-    their target. Return the ids of the runs failed."""
+    their target. Runs no worker took in time are failed too. Return the
+    ids of the runs failed."""
+    failed = runs_queued_expire()
     stale = timezone.now() - timedelta(seconds=settings.DEPLOYMENTS_RUN_STALE_SECONDS)
     candidates = Run.objects.filter(status=Run.Status.RUNNING, heartbeat__lt=stale)
     if worker:
         candidates = (
             Run.objects.filter(status=Run.Status.RUNNING, worker=worker) | candidates
         )
-    failed = []
     for run in candidates.select_related("started_by"):
         taken = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
             status=Run.Status.FAILED,

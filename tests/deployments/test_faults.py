@@ -287,3 +287,47 @@ def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
     assert "stopped in the middle" in run.error
     assert run.steps.get().status == Step.Status.FAILED
     assert engine.container_find(client, container_name(run)) is None
+
+
+def test_a_run_no_worker_took_is_failed_so_a_new_start_can_go(
+    deployments_home, instructor, settings
+):
+    settings.DEPLOYMENTS_RUN_QUEUED_SECONDS = 5
+    waiting = services.run_start(
+        account=instructor, kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP
+    )
+    Run.objects.filter(pk=waiting.pk).update(
+        created=timezone.now() - timezone.timedelta(seconds=60)
+    )
+
+    again = services.run_start(
+        account=instructor, kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP
+    )
+
+    waiting.refresh_from_db()
+    assert again.status == Run.Status.QUEUED
+    assert waiting.status == Run.Status.FAILED
+    assert "No worker took this run within 5 s" in waiting.error
+    assert set(waiting.steps.values_list("status", flat=True)) == {Step.Status.SKIPPED}
+
+
+def test_reconciliation_fails_runs_queued_too_long_and_only_those(
+    deployments_home, instructor, settings
+):
+    settings.DEPLOYMENTS_RUN_QUEUED_SECONDS = 5
+    old = timezone.now() - timezone.timedelta(seconds=60)
+    forgotten = Run.objects.create(
+        kind=Run.Kind.IMAGE, subject="forgotten", started_by=instructor, created=old
+    )
+    fresh = Run.objects.create(
+        kind=Run.Kind.IMAGE, subject="fresh", started_by=instructor
+    )
+
+    failed = services.runs_reconcile()
+
+    forgotten.refresh_from_db()
+    fresh.refresh_from_db()
+    assert failed == [forgotten.pk]
+    assert forgotten.status == Run.Status.FAILED
+    assert "is a Celery worker running?" in forgotten.error
+    assert fresh.status == Run.Status.QUEUED
