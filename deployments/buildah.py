@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,13 @@ from deployments.registry import registry_auth
 logger = logging.getLogger(__name__)
 
 Lines = Callable[[str], None]
+Beat = Callable[[], None]
+# How often a long buildah call lets the run's heartbeat move, in seconds.
+BEAT_SECONDS = 1.0
+
+
+def _no_beat() -> None:
+    pass
 
 
 class BuildahError(Exception):
@@ -52,10 +60,15 @@ def auth_file() -> Path:
 
 
 def buildah_run(
-    arguments: list[str], *, timeout: float, on_line: Lines | None = None
+    arguments: list[str],
+    *,
+    timeout: float,
+    on_line: Lines | None = None,
+    on_wait: Beat = _no_beat,
 ) -> str:
     """Run buildah, passing each output line on; return the output. Killed
-    at the deadline."""
+    at the deadline. ``on_wait`` is called every second while it runs,
+    silent or not."""
     command = [buildah_binary(), *arguments]
     process = subprocess.Popen(
         command,
@@ -77,8 +90,16 @@ def buildah_run(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    deadline = time.monotonic() + timeout
     try:
-        process.wait(timeout=timeout)
+        while True:
+            try:
+                process.wait(timeout=min(BEAT_SECONDS, timeout))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+                on_wait()
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -95,7 +116,12 @@ def buildah_run(
 
 
 def buildah_build(
-    *, context: Path, tag: str, secret_files: dict[str, Path], on_line: Lines
+    *,
+    context: Path,
+    tag: str,
+    secret_files: dict[str, Path],
+    on_line: Lines,
+    on_wait: Beat = _no_beat,
 ) -> str:
     """Build the context's Dockerfile; build-time secrets are secret mounts
     (``RUN --mount=type=secret,id=NAME``). Docker format keeps the
@@ -114,7 +140,10 @@ def buildah_build(
         arguments += ["--secret", f"id={name},src={path}"]
     arguments.append(str(context))
     buildah_run(
-        arguments, timeout=settings.DEPLOYMENTS_BUILD_TIMEOUT_SECONDS, on_line=on_line
+        arguments,
+        timeout=settings.DEPLOYMENTS_BUILD_TIMEOUT_SECONDS,
+        on_line=on_line,
+        on_wait=on_wait,
     )
     return (context.parent / "image-id").read_text().strip()
 
@@ -129,15 +158,19 @@ def _base_present() -> bool:
     return True
 
 
-def buildah_archive(image: str, destination: Path) -> None:
+def buildah_archive(image: str, destination: Path, on_wait: Beat = _no_beat) -> None:
     """Write the image as a docker-archive (what ``docker save`` makes)."""
     destination.unlink(missing_ok=True)
     buildah_run(
-        ["push", "--quiet", image, f"docker-archive:{destination}"], timeout=120
+        ["push", "--quiet", image, f"docker-archive:{destination}"],
+        timeout=120,
+        on_wait=on_wait,
     )
 
 
-def buildah_push(*, image: str, destination: str, on_line: Lines) -> str:
+def buildah_push(
+    *, image: str, destination: str, on_line: Lines, on_wait: Beat = _no_beat
+) -> str:
     """Push to our registry; return the digest the registry holds."""
     with tempfile.TemporaryDirectory() as folder:
         digest_file = Path(folder) / "digest"
@@ -152,6 +185,7 @@ def buildah_push(*, image: str, destination: str, on_line: Lines) -> str:
             ],
             timeout=settings.DEPLOYMENTS_BUILD_TIMEOUT_SECONDS,
             on_line=on_line,
+            on_wait=on_wait,
         )  # fmt: skip
         digest = digest_file.read_text().strip()
     if not digest.startswith("sha256:"):

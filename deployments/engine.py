@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 LOCAL_SOCKET = "/var/run/docker.sock"
 Lines = Callable[[str], None]
+# Called now and then during a long wait, so the run's heartbeat moves.
+Beat = Callable[[], None]
+
+
+def _no_beat() -> None:
+    pass
 
 
 class EngineError(Exception):
@@ -227,7 +233,11 @@ def image_push(
 
 
 def image_pull(
-    client: docker.DockerClient, *, reference: str, auth: dict[str, str]
+    client: docker.DockerClient,
+    *,
+    reference: str,
+    auth: dict[str, str],
+    on_wait: Beat = _no_beat,
 ) -> str:
     """Pull by digest and return the local image id. A pull by digest
     leaves the image untagged, so it is always run by that digest."""
@@ -237,6 +247,7 @@ def image_pull(
         for event in client.api.pull(
             repository, tag=digest, stream=True, decode=True, auth_config=auth
         ):
+            on_wait()
             if "error" in event:
                 raise EngineError(f"The pull of {reference} failed: {event['error']}")
         return str(client.api.inspect_image(reference)["Id"])
@@ -450,11 +461,14 @@ def _namespaces(spec: ContainerSpec) -> dict[str, str]:
     return options
 
 
-def container_health_wait(container: Container, *, timeout: float) -> str:
+def container_health_wait(
+    container: Container, *, timeout: float, on_wait: Beat = _no_beat
+) -> str:
     """Wait until the container is healthy; return "healthy", "unhealthy",
     "exited" or "timeout"."""
     deadline = time.monotonic() + timeout
     while True:
+        on_wait()
         _engine_call("reading a container's state", container.reload)
         state = container.attrs["State"]
         if state.get("Status") in {"exited", "dead"}:

@@ -8,7 +8,7 @@ each layer is read whole and searched, as are file and link names.
 
 import base64
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -52,9 +52,14 @@ class LeakSearch:
     files: int = 0
 
 
-def archive_leaks(archive: Path, secret_values: Iterable[str]) -> LeakSearch:
+def archive_leaks(
+    archive: Path,
+    secret_values: Iterable[str],
+    on_file: Callable[[], None] = lambda: None,
+) -> LeakSearch:
     """Where in the archive any secret value (or its base64) appears: the
-    configuration (which holds the history), or a layer's file."""
+    configuration (which holds the history), or a layer's file.
+    ``on_file`` is called before each file is searched."""
     search = LeakSearch()
     needles = _needles(secret_values)
     if not needles:
@@ -64,6 +69,7 @@ def archive_leaks(archive: Path, secret_values: Iterable[str]) -> LeakSearch:
         for member in outer:
             if not member.isfile():
                 continue
+            on_file()
             content = outer.extractfile(member)
             if content is None:
                 continue
@@ -72,7 +78,7 @@ def archive_leaks(archive: Path, secret_values: Iterable[str]) -> LeakSearch:
                 search.layers += 1
                 found.extend(
                     f"layer {member.name}: {place}"
-                    for place in _layer_leaks(content, needles, search)
+                    for place in _layer_leaks(content, needles, search, on_file)
                 )
             elif _search(content, needles):
                 kind = (
@@ -85,11 +91,15 @@ def archive_leaks(archive: Path, secret_values: Iterable[str]) -> LeakSearch:
 
 
 def _layer_leaks(
-    layer: IO[bytes], needles: list[bytes], search: LeakSearch
+    layer: IO[bytes],
+    needles: list[bytes],
+    search: LeakSearch,
+    on_file: Callable[[], None],
 ) -> list[str]:
     found = []
     with tarfile.open(fileobj=layer, mode="r|*") as tar:
         for member in tar:
+            on_file()
             names = (member.name + "\0" + member.linkname).encode()
             if any(needle in names for needle in needles):
                 found.append(f"/{member.name} (its name)")

@@ -23,6 +23,7 @@ from typing import Any
 import docker
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -41,12 +42,21 @@ logger = logging.getLogger(__name__)
 
 MASK = "••••"
 FLUSH_SECONDS = 0.25
+# A run beats its heartbeat at least this often while it waits on a silent
+# tool (a pull, a health check), well inside DEPLOYMENTS_RUN_STALE_SECONDS.
+BEAT_SECONDS = 1.0
 BUILD_STEP = re.compile(r"^STEP (\d+)/(\d+)")
 LAST_LOG_LINES = 15
 
 
 class StepFailed(Exception):
     pass
+
+
+ABANDONED = (
+    "The reconciliation failed this run while its worker was still carrying "
+    "it out (it looked dead)"
+)
 
 
 def secrets_mask(text: str, values: dict[str, str]) -> str:
@@ -75,6 +85,7 @@ class Pass:
     _client: docker.DockerClient | None = None
     _buffer: list[str] = field(default_factory=list)
     _flushed: float = 0.0
+    _beaten: float = 0.0
 
     @property
     def client(self) -> docker.DockerClient:
@@ -90,8 +101,15 @@ class Pass:
         if time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self.flush()
 
+    def beat(self) -> None:
+        """Move the heartbeat, at most every BEAT_SECONDS: a long wait is
+        not a dead worker."""
+        if time.monotonic() - self._beaten >= BEAT_SECONDS:
+            self._beaten = time.monotonic()
+            Run.objects.filter(pk=self.run.pk).update(heartbeat=timezone.now())
+
     def flush(self) -> None:
-        self._flushed = time.monotonic()
+        self._flushed = self._beaten = time.monotonic()
         now = timezone.now()
         Run.objects.filter(pk=self.run.pk).update(heartbeat=now)
         if self.step is None or not self._buffer:
@@ -268,6 +286,7 @@ def step_build(state: Pass) -> None:
             tag=state.local_image,
             secret_files=secret_files,
             on_line=lambda line: _build_line(state, line),
+            on_wait=state.beat,
         )
     finally:
         shutil.rmtree(state.workdir / "build-secrets", ignore_errors=True)
@@ -288,6 +307,7 @@ def _base_pull(state: Pass) -> None:
     for event in state.client.api.pull(
         base.name, tag=base.tag, stream=True, decode=True, auth_config=run_auth()
     ):
+        state.beat()
         if "error" in event:
             raise StepFailed(f"The base image could not be pulled: {event['error']}")
 
@@ -305,9 +325,10 @@ def step_leak_gate(state: Pass) -> None:
         with open(archive, "wb") as file:
             for chunk in engine.image_save(state.client, state.local_image):
                 file.write(chunk)
+                state.beat()
     else:
-        buildah.buildah_archive(state.local_image, archive)
-    search = archive_leaks(archive, state.secret_values.values())
+        buildah.buildah_archive(state.local_image, archive, on_wait=state.beat)
+    search = archive_leaks(archive, state.secret_values.values(), on_file=state.beat)
     archive.unlink(missing_ok=True)
     if search.found:
         _local_image_remove(state)
@@ -347,7 +368,10 @@ def step_push(state: Pass) -> None:
         )
     else:
         run.digest = buildah.buildah_push(
-            image=state.local_image, destination=destination, on_line=state.log
+            image=state.local_image,
+            destination=destination,
+            on_line=state.log,
+            on_wait=state.beat,
         )
     Run.objects.filter(pk=run.pk).update(digest=run.digest)
     _local_image_remove(state)
@@ -396,7 +420,9 @@ def step_deploy(state: Pass) -> None:
     )
     image = f"{state.repository}@{run.digest}"
     spec = _policy(state, image)
-    engine.image_pull(state.client, reference=image, auth=run_auth())
+    engine.image_pull(
+        state.client, reference=image, auth=run_auth(), on_wait=state.beat
+    )
     secret_folder = settings.DEPLOYMENTS_DIR / "secrets" / spec.name
     for name in _run_secret_names(state):
         path_on_host = _secret_file(
@@ -407,11 +433,14 @@ def step_deploy(state: Pass) -> None:
     started = time.monotonic()
     container = engine.container_start(state.client, spec)
     timeout = settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
-    outcome = engine.container_health_wait(container, timeout=timeout)
+    outcome = engine.container_health_wait(
+        container, timeout=timeout, on_wait=state.beat
+    )
     if outcome == "healthy" and not spec.health_command:
         outcome = _answer_wait(
-            container, spec.port, _health_path(state), timeout=timeout
-        )
+            container, spec.port, _health_path(state), timeout=timeout,
+            on_wait=state.beat,
+        )  # fmt: skip
     if outcome != "healthy":
         last = state.mask(engine.container_logs(container, tail=LAST_LOG_LINES))
         engine.container_remove(state.client, spec.name)
@@ -467,13 +496,21 @@ def _health_path(state: Pass) -> str:
     return _example(state).health_path if run.example else (run.health_path or "/")
 
 
-def _answer_wait(container: Container, port: int, path: str, *, timeout: float) -> str:
+def _answer_wait(
+    container: Container,
+    port: int,
+    path: str,
+    *,
+    timeout: float,
+    on_wait: Callable[[], None],
+) -> str:
     """An image deployed by reference gets no health command of ours (its
     tools are unknown), so running is not yet healthy: its health path must
     answer 200 through the published port before it replaces anything."""
     base = f"http://127.0.0.1:{engine.container_host_port(container, port)}"
     deadline = time.monotonic() + timeout
     while True:
+        on_wait()
         try:
             if requests.get(base + path, timeout=2).status_code == 200:
                 return "healthy"
@@ -493,8 +530,46 @@ def _run_secret_names(state: Pass) -> tuple[str, ...]:
 def _deployment_switch(
     state: Pass, spec: ContainerSpec, container_id: str, host_port: int
 ) -> str:
-    """Point the deployment at the new container; remove the one it
-    replaces. Return the retired container's name, if any."""
+    """Point the deployment at the new container, then remove the one it
+    replaces. Return the retired container's name, if any.
+
+    Only a run still running switches: one the reconciliation failed
+    meanwhile (its worker looked dead) leaves the deployment as it was, and
+    its new container goes."""
+    run = state.run
+    retired = ""
+    with transaction.atomic():
+        # Moving the heartbeat on the condition that the run still runs
+        # locks its row until the switch is saved: the reconciliation, which
+        # fails only runs whose heartbeat is stale, waits and then finds it
+        # fresh; had it come first, this finds nothing to update.
+        alive = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+            heartbeat=timezone.now()
+        )
+        if alive == 1:
+            retired = _deployment_point(state, spec, container_id, host_port)
+    if alive != 1:
+        engine.container_remove(state.client, spec.name)
+        shutil.rmtree(
+            settings.DEPLOYMENTS_DIR / "secrets" / spec.name, ignore_errors=True
+        )
+        raise StepFailed(
+            f"{ABANDONED}; its new container was removed and {run.subject} was "
+            "left as it was."
+        )
+    if retired:
+        engine.container_remove(state.client, retired)
+        shutil.rmtree(
+            settings.DEPLOYMENTS_DIR / "secrets" / retired, ignore_errors=True
+        )
+    return retired
+
+
+def _deployment_point(
+    state: Pass, spec: ContainerSpec, container_id: str, host_port: int
+) -> str:
+    """Save the deployment as serving the new container; return the name of
+    the live container it served before, if another."""
     run = state.run
     deployment, _ = Deployment.objects.get_or_create(
         name=run.subject,
@@ -506,23 +581,10 @@ def _deployment_switch(
             f"{run.subject} on {run.target} belongs to another instructor; "
             "this run may not replace its container."
         )
-    retired = ""
+    live = deployment.status == Deployment.Status.LIVE
     old_name = deployment.container_name
-    if (
-        old_name
-        and old_name != spec.name
-        and deployment.status == Deployment.Status.LIVE
-    ):
-        engine.container_remove(state.client, old_name)
-        shutil.rmtree(
-            settings.DEPLOYMENTS_DIR / "secrets" / old_name, ignore_errors=True
-        )
-        retired = old_name
-    if (
-        deployment.digest
-        and deployment.digest != run.digest
-        and deployment.status == Deployment.Status.LIVE
-    ):
+    retired = old_name if live and old_name and old_name != spec.name else ""
+    if live and deployment.digest and deployment.digest != run.digest:
         deployment.previous_digest = deployment.digest
     deployment.example = run.example
     deployment.repository = state.repository

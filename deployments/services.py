@@ -10,6 +10,8 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from accounts.models import User
@@ -275,6 +277,8 @@ def run_execute(*, run_id: int, worker: str) -> str:
     try:
         state.secret_values = secret_values(example=run.example)
         for step in run.steps.order_by("position"):
+            if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).exists():
+                raise pipeline.StepFailed(f"{pipeline.ABANDONED}; it stops here.")
             _step_execute(state, step)
     except STEP_ERRORS as error:
         _run_fail(state, str(error))
@@ -321,9 +325,15 @@ def _step_end(step: Step, started: datetime, status: str) -> None:
 def _run_fail(state: pipeline.Pass, message: str) -> None:
     run = state.run
     message = state.mask(message)
-    Run.objects.filter(pk=run.pk).update(
+    failed = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
         status=Run.Status.FAILED, finished=timezone.now(), error=message
     )
+    if failed != 1:
+        # The reconciliation failed it first; its reason stays, and this
+        # says what the worker found on its way out.
+        Run.objects.filter(pk=run.pk).update(
+            error=Concat(F("error"), Value(f"\n{message}"))
+        )
     run.steps.filter(status=Step.Status.PENDING).update(status=Step.Status.SKIPPED)
     if run.kind in {Run.Kind.EXAMPLE, Run.Kind.IMAGE, Run.Kind.ROLLBACK}:
         pipeline.failed_run_cleanup(state)
@@ -372,8 +382,13 @@ def runs_reconcile(*, worker: str = "") -> list[int]:
         candidates = (
             Run.objects.filter(status=Run.Status.RUNNING, worker=worker) | candidates
         )
+    # Checked again as each is taken: a run whose heartbeat moved since it
+    # was listed (its worker is alive, about to switch its deployment) stays.
+    dead = (
+        Q(heartbeat__lt=stale) | Q(worker=worker) if worker else Q(heartbeat__lt=stale)
+    )
     for run in candidates.select_related("started_by"):
-        taken = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+        taken = Run.objects.filter(dead, pk=run.pk, status=Run.Status.RUNNING).update(
             status=Run.Status.FAILED,
             finished=timezone.now(),
             error="The worker stopped in the middle of this run; the "

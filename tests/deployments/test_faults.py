@@ -3,6 +3,7 @@ buildah."""
 
 import subprocess
 import threading
+import time
 from http import HTTPStatus
 
 import pytest
@@ -331,3 +332,68 @@ def test_reconciliation_fails_runs_queued_too_long_and_only_those(
     assert forgotten.status == Run.Status.FAILED
     assert "is a Celery worker running?" in forgotten.error
     assert fresh.status == Run.Status.QUEUED
+
+
+SLOW_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY www /www
+USER 65534:65534
+CMD ["sh", "-c", "sleep 4; exec httpd -f -p 8080 -h /www"]
+"""
+
+
+def test_a_run_waiting_on_a_slow_health_check_is_not_taken_for_dead(
+    worker, instructor, examples, settings
+):
+    settings.DEPLOYMENTS_RUN_STALE_SECONDS = 2
+    slug = example_write(examples, "slow-start", SLOW_DOCKERFILE, PLAIN_MANIFEST)
+    run = services.run_start(
+        account=instructor, kind=Run.Kind.EXAMPLE, subject=slug, example=slug
+    )
+
+    reconciled: list[int] = []
+    while Run.objects.get(pk=run.pk).active:
+        reconciled += services.runs_reconcile()
+        time.sleep(0.2)
+
+    run.refresh_from_db()
+    assert reconciled == []
+    assert run.status == Run.Status.SUCCEEDED, run.error
+
+
+def test_a_run_the_reconciliation_failed_does_not_switch_the_deployment(
+    worker, instructor, examples, monkeypatch
+):
+    """The reconciliation takes the run for dead while its deploy step
+    pulls (the worker is alive, only slow): nothing of the run is on the
+    engine yet, so only the run's status can stop the switch."""
+    slug = example_write(examples, "reconciled", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
+    pull = engine.image_pull
+    reconciled: list[int] = []
+
+    def pull_while_reconciled(client, **arguments):
+        running = Run.objects.get(status=Run.Status.RUNNING)
+        reconciled.extend(services.runs_reconcile(worker=running.worker))
+        return pull(client, **arguments)
+
+    monkeypatch.setattr(engine, "image_pull", pull_while_reconciled)
+
+    run = example_run(instructor, slug)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        "\n" in Run.objects.get(pk=run.pk).error
+        or Deployment.objects.filter(name=slug).exists()
+    ):
+        time.sleep(0.1)
+
+    run.refresh_from_db()
+    assert reconciled == [run.pk]
+    assert run.status == Run.Status.FAILED
+    assert run.error.startswith("The worker stopped in the middle of this run")
+    assert "left as it was" in run.error
+    assert not Deployment.objects.filter(name=slug).exists()
+    assert (
+        engine.container_find(engine.engine_client("local"), container_name(run))
+        is None
+    )
