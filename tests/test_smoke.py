@@ -1,8 +1,6 @@
 """Start the site the way `make run` does and use it."""
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
 from tests.conftest import ROOT
+from tests.processes import free_port
 
 FLAGSHIP = "shipping-containers-without-dind"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) -> bytes:
@@ -38,13 +32,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) ->
 @pytest.fixture
 def embedded_environment(tmp_path: Path) -> dict[str, str]:
     """The embedded defaults: no database or broker server named."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
-    }
-    env["DATA_DIR"] = str(tmp_path / "var")
-    return env
+    return processes.embedded_environment(tmp_path / "var")
 
 
 @pytest.mark.smoke

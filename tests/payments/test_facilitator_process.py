@@ -3,14 +3,9 @@ facilitator_serve``, called by the official HTTP facilitator client and by
 the site through ``X402_FACILITATOR_URL``."""
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 import requests
@@ -29,17 +24,9 @@ from tests.payments.factories import (
     payment_for,
     payment_signed,
 )
+from tests.processes import free_port, server_start, server_stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-START_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def database_url() -> str:
@@ -55,45 +42,22 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def facilitator_url(transactional_db) -> Iterator[str]:
+def facilitator_url(transactional_db, tmp_path) -> Iterator[str]:
+    """``facilitator_serve`` on the test database, DEBUG off as in
+    production."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "facilitator_serve",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url(), "DEBUG": "false"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
+    process = server_start(
+        [sys.executable, "manage.py", "facilitator_serve",
+         "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        environment={**os.environ, "DATABASE_URL": database_url(), "DEBUG": "false"},
+        ready_url=f"{url}/health/live",
+        log=tmp_path / "facilitator.log",
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                if requests.get(f"{url}/health/live", timeout=5).ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                output = process.communicate()[0].decode(errors="replace")
-                pytest.fail(f"The facilitator did not start:\n{output}")
-            time.sleep(0.2)
         yield url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server_stop(process)
 
 
 def test_the_official_client_settles_through_the_process(

@@ -3,15 +3,11 @@ served as its own process, sharing the database: the site and the
 facilitator run as processes of their own, as an operator would start
 them, and an account's program buys with its API token."""
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,10 +16,15 @@ from x402.http.utils import decode_payment_response_header
 
 from payments.management.commands.x402_fetch import paying_session
 from payments.token import token_configured
+from tests.conftest import ROOT
+from tests.processes import (
+    embedded_environment,
+    free_port,
+    server_start,
+    server_stop,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 LESSON = "daemonless-builds-with-buildah"
-START_SECONDS = 60
 # An account, its API token and a funded key of its own, printed for the test.
 SETUP = """
 from accounts.models import User
@@ -38,12 +39,6 @@ print(secret, key.key.hex())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def manage(environment: dict[str, str], *arguments: str) -> str:
     return subprocess.run(
         [sys.executable, "manage.py", *arguments],
@@ -52,70 +47,37 @@ def manage(environment: dict[str, str], *arguments: str) -> str:
     ).stdout  # fmt: skip
 
 
-def started(command: list[str], environment: dict[str, str], url: str, log: Path):
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=log.open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        try:
-            if requests.get(url, timeout=5).ok:
-                return process
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"{command} did not start:\n{log.read_text()}")
-        time.sleep(0.3)
-
-
-def stopped(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture
 def embedded_site(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     """The site on SQLite and its facilitator as another process."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
-    }
-    environment |= {
-        "DATA_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
+    environment = embedded_environment(tmp_path)
     manage(environment, "migrate", "--noinput")
     manage(environment, "load_bundled")
 
     facilitator_port, site_port = free_port(), free_port()
-    facilitator = started(
+    facilitator = server_start(
         [sys.executable, "manage.py", "facilitator_serve", "--bind",
          f"127.0.0.1:{facilitator_port}", "--workers", "1"],
-        environment, f"http://127.0.0.1:{facilitator_port}/supported",
-        tmp_path / "facilitator.log",
+        environment=environment,
+        ready_url=f"http://127.0.0.1:{facilitator_port}/supported",
+        log=tmp_path / "facilitator.log",
     )  # fmt: skip
     site_environment = {
         **environment,
         "X402_FACILITATOR_URL": f"http://127.0.0.1:{facilitator_port}",
     }
-    site = started(
+    site = server_start(
         [sys.executable, "manage.py", "runserver", "--noreload",
          f"127.0.0.1:{site_port}"],
-        site_environment, f"http://127.0.0.1:{site_port}/health/live",
-        tmp_path / "site.log",
+        environment=site_environment,
+        ready_url=f"http://127.0.0.1:{site_port}/health/live",
+        log=tmp_path / "site.log",
     )  # fmt: skip
     try:
         yield f"http://127.0.0.1:{site_port}", environment
     finally:
-        stopped(site)
-        stopped(facilitator)
+        server_stop(site)
+        server_stop(facilitator)
 
 
 def test_an_account_buys_with_its_token_through_the_facilitator_process(
