@@ -35,7 +35,7 @@ from deployments.examples import Example, example_load
 from deployments.leaks import archive_leaks
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
-from deployments.references import reference_parse
+from deployments.references import ReferenceInvalid, reference_parse
 from deployments.signing import provenance_sign, provenance_verify
 
 logger = logging.getLogger(__name__)
@@ -774,4 +774,71 @@ def orphans_remove(client: docker.DockerClient, *, run: Run) -> int:
             removed += 1
     engine.image_remove(client, local_image_name(run))
     buildah.buildah_remove(local_image_name(run))
+    run_images_remove(client, run=run)
+    return removed
+
+
+def run_repository(run: Run) -> str:
+    """The repository a run pushes to or pulls from (as the check step
+    names it), or "" when it names none yet."""
+    if run.kind == Run.Kind.EXAMPLE:
+        return f"{settings.DEPLOYMENTS_REGISTRY}/examples/{run.example}"
+    if run.kind == Run.Kind.IMAGE:
+        return reference_parse(run.image).name if run.image else ""
+    deployment = Deployment.objects.filter(name=run.subject, target=run.target).first()
+    return deployment.repository if deployment else ""
+
+
+def run_images_remove(client: docker.DockerClient, *, run: Run) -> None:
+    """Remove what a failed run put in the engine's image store: the tag the
+    Docker builder pushed from, and the image it pulled by digest, unless a
+    live deployment on the target runs that digest."""
+    try:
+        repository = run_repository(run)
+    except ReferenceInvalid:
+        return
+    if not repository:
+        return
+    engine.image_remove(client, f"{repository}:run-{run.pk}")
+    serving = Deployment.objects.filter(
+        target=run.target, status=Deployment.Status.LIVE, digest=run.digest
+    )
+    if run.digest and not serving.exists():
+        engine.image_remove(client, f"{repository}@{run.digest}")
+
+
+def secret_folders_sweep() -> list[str]:
+    """Remove the run-time secret folders of this instance that belong to
+    no container of it on any target and to no active run (a worker killed
+    between writing them and starting its container leaves them). Nothing
+    goes while a target does not answer: its containers are unknown.
+    Return the names of the folders removed.
+
+    1. List the folders, then the active runs, then the containers: a
+       folder a run is writing now is that run's, active when asked.
+    2. Remove the folders none of them names."""
+    root = settings.DEPLOYMENTS_DIR / "secrets"
+    prefix = f"{settings.DEPLOYMENTS_INSTANCE}-"
+    folders = sorted(
+        path for path in root.glob(f"{prefix}*") if path.is_dir()
+    ) if root.is_dir() else []  # fmt: skip
+    if not folders:
+        return []
+    kept = {container_name(run) for run in Run.objects.filter(status__in=Run.ACTIVE)}
+    labels = {"lessongraph.instance": settings.DEPLOYMENTS_INSTANCE}
+    for target in settings.DEPLOYMENTS_TARGETS:
+        try:
+            client = engine.engine_client(target)
+            kept.update(
+                container.name or ""
+                for container in engine.containers_labelled(client, labels)
+            )
+        except engine.EngineError as error:
+            logger.warning("Secret folders kept: target %s: %s", target, error)
+            return []
+    removed = []
+    for folder in folders:
+        if folder.name not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
     return removed

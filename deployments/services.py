@@ -373,8 +373,9 @@ def runs_reconcile(*, worker: str = "") -> list[int]:
     """Fail the runs a dead worker left: running runs that stopped
     reporting, or (given a worker that just started) every running run of
     that worker, which cannot be running any more. Remove what they left on
-    their target. Runs no worker took in time are failed too. Return the
-    ids of the runs failed."""
+    their target (containers, secret files, local and pulled images), and
+    any secret folder no container of this instance has. Runs no worker
+    took in time are failed too. Return the ids of the runs failed."""
     failed = runs_queued_expire()
     stale = timezone.now() - timedelta(seconds=settings.DEPLOYMENTS_RUN_STALE_SECONDS)
     candidates = Run.objects.filter(status=Run.Status.RUNNING, heartbeat__lt=stale)
@@ -409,6 +410,8 @@ def runs_reconcile(*, worker: str = "") -> list[int]:
         )
         logger.info("Run %s failed by the reconciliation", run.pk)
         failed.append(run.pk)
+    for name in pipeline.secret_folders_sweep():
+        logger.info("Secret folder %s belonged to no container; removed", name)
     return failed
 
 

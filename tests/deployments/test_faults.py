@@ -5,6 +5,7 @@ import subprocess
 import threading
 import time
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 import requests
@@ -397,3 +398,76 @@ def test_a_run_the_reconciliation_failed_does_not_switch_the_deployment(
         engine.container_find(engine.engine_client("local"), container_name(run))
         is None
     )
+
+
+def secret_folder(settings, name: str) -> Path:
+    folder = settings.DEPLOYMENTS_DIR / "secrets" / name
+    folder.mkdir(parents=True)
+    (folder / "api_key").write_text("a-run-time-secret-value")
+    return folder
+
+
+def test_reconciliation_removes_secret_folders_no_container_of_this_instance_has(
+    deployments_home, instructor, settings
+):
+    client = engine.engine_client("local")
+    active = Run.objects.create(
+        kind=Run.Kind.IMAGE, subject="starting", started_by=instructor,
+        status=Run.Status.RUNNING, heartbeat=timezone.now(),
+    )  # fmt: skip
+    serving = f"{INSTANCE}-serving-r900"
+    base = settings.DEPLOYMENTS_BASE_IMAGE
+    digest = registry.manifest_digest("lessongraph/base", "busybox")
+    image = f"{base.rsplit(':', 1)[0]}@{digest}"
+    engine.image_pull(client, reference=image, auth=run_auth())
+    client.containers.run(
+        image, ["sleep", "300"], name=serving, detach=True,
+        labels={"lessongraph.instance": INSTANCE},
+    )  # fmt: skip
+    left = secret_folder(settings, f"{INSTANCE}-killed-r901")
+    kept = [
+        secret_folder(settings, serving),
+        secret_folder(settings, container_name(active)),
+        secret_folder(settings, "another-site-web-r1"),
+    ]
+
+    try:
+        services.runs_reconcile()
+    finally:
+        engine.container_remove(client, serving)
+
+    assert not left.exists()
+    assert all(folder.exists() for folder in kept)
+
+
+def test_reconciliation_removes_the_images_a_failed_run_pulled(
+    deployments_home, instructor, settings
+):
+    settings.DEPLOYMENTS_RUN_STALE_SECONDS = 5
+    client = engine.engine_client("local")
+    stale = timezone.now() - timezone.timedelta(seconds=60)
+    run = Run.objects.create(
+        kind=Run.Kind.IMAGE, subject="left-behind", started_by=instructor,
+        status=Run.Status.RUNNING, started=stale, heartbeat=stale,
+        worker="gone@host",
+    )  # fmt: skip
+    base = settings.DEPLOYMENTS_BASE_IMAGE
+    base_digest = registry.manifest_digest("lessongraph/base", "busybox")
+    base_image = f"{base.rsplit(':', 1)[0]}@{base_digest}"
+    engine.image_pull(client, reference=base_image, auth=run_auth())
+    repository = f"{settings.DEPLOYMENTS_REGISTRY}/examples/left-behind"
+    engine.image_tag(client, base_image, repository, f"run-{run.pk}")
+    digest = engine.image_push(
+        client, repository=repository, tag=f"run-{run.pk}", auth=run_auth(),
+        on_line=lambda line: None,
+    )  # fmt: skip
+    pulled = f"{repository}@{digest}"
+    engine.image_pull(client, reference=pulled, auth=run_auth())
+    Run.objects.filter(pk=run.pk).update(image=pulled, digest=digest)
+
+    failed = services.runs_reconcile()
+
+    assert failed == [run.pk]
+    for reference in (pulled, f"{repository}:run-{run.pk}"):
+        with pytest.raises(engine.EngineError, match="No such image"):
+            engine.image_inspect(client, reference)
