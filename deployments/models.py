@@ -174,6 +174,12 @@ class Deployment(models.Model):
             return True
         return self.owner_id is not None and self.owner_id == account.pk
 
+    def claimable_by(self, account: "User") -> bool:
+        """Whether ``account`` may deploy anew under this name: whoever may
+        act on it, or, once it is torn down and nothing of its owner's runs
+        any more, any instructor, who becomes its owner."""
+        return self.managed_by(account) or self.status == self.Status.TORN_DOWN
+
     @property
     def url(self) -> str:
         if self.status != self.Status.LIVE or not self.host_port:

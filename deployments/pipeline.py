@@ -576,11 +576,13 @@ def _deployment_point(
         target=run.target,
         defaults={"repository": state.repository, "owner": run.started_by},
     )
-    if not deployment.managed_by(run.started_by):
+    if not deployment.claimable_by(run.started_by):
         raise StepFailed(
             f"{run.subject} on {run.target} belongs to another instructor; "
             "this run may not replace its container."
         )
+    if deployment.status == Deployment.Status.TORN_DOWN:
+        deployment.owner = run.started_by
     live = deployment.status == Deployment.Status.LIVE
     old_name = deployment.container_name
     retired = old_name if live and old_name and old_name != spec.name else ""

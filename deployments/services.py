@@ -82,7 +82,8 @@ def run_start(
         .select_related("owner")
         .first()
     )
-    if deployment is not None:
+    new_deploy = kind in (Run.Kind.EXAMPLE, Run.Kind.IMAGE)
+    if deployment is not None and not (new_deploy and deployment.claimable_by(account)):
         deployment_owner_check(
             account=account, deployment=deployment, doing=ACTIONS[kind]
         )

@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.reauth import SESSION_KEY
 from deployments import services
 from deployments.models import Deployment, Run
-from tests.deployments.runs import FLAGSHIP, run_wait
+from tests.deployments.runs import FLAGSHIP, example_run, run_wait
 
 
 def signed_in(client: Client, account: User, *, fresh: bool = True) -> Client:
@@ -330,3 +330,26 @@ def test_a_deployment_belongs_to_who_first_deployed_it(client, instructor, worke
     assert answer.status_code == HTTPStatus.FORBIDDEN
     assert "belongs to Grace" in answer.json()["detail"]
     assert Run.objects.count() == 1
+
+
+def test_a_torn_down_deployment_passes_to_the_next_instructor_who_deploys(
+    instructor, worker
+):
+    colleague = User.objects.create(username="Ada", role=User.Role.INSTRUCTOR)
+    first = example_run(instructor)
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+    teardown = run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.TEARDOWN
+        )
+    )
+    assert teardown.status == Run.Status.SUCCEEDED, teardown.error
+
+    second = example_run(colleague)
+
+    assert second.status == Run.Status.SUCCEEDED, second.error
+    deployment.refresh_from_db()
+    assert deployment.owner == colleague
+    assert deployment.status == Deployment.Status.LIVE
+    assert not deployment.managed_by(instructor)
