@@ -503,6 +503,13 @@ def container_find(client: docker.DockerClient, name_or_id: str) -> Container | 
         ) from None
 
 
+def container_image_id(client: docker.DockerClient, name_or_id: str) -> str:
+    """The id of the image a container runs; empty when there is no such
+    container."""
+    container = container_find(client, name_or_id)
+    return str(container.attrs.get("Image") or "") if container else ""
+
+
 def container_remove(client: docker.DockerClient, name_or_id: str) -> bool:
     container = container_find(client, name_or_id)
     if container is None:

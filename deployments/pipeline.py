@@ -558,11 +558,22 @@ def _deployment_switch(
             "left as it was."
         )
     if retired:
-        engine.container_remove(state.client, retired)
-        shutil.rmtree(
-            settings.DEPLOYMENTS_DIR / "secrets" / retired, ignore_errors=True
-        )
+        _container_retire(state.client, retired, keep_image_of=spec.name)
     return retired
+
+
+def _container_retire(
+    client: docker.DockerClient, name: str, *, keep_image_of: str = ""
+) -> None:
+    """Remove a container, its secret files and its image, unless the
+    container ``keep_image_of`` runs that image. A later rollback pulls the
+    image again by digest from the registry, which keeps it."""
+    image = engine.container_image_id(client, name)
+    engine.container_remove(client, name)
+    shutil.rmtree(settings.DEPLOYMENTS_DIR / "secrets" / name, ignore_errors=True)
+    kept = engine.container_image_id(client, keep_image_of) if keep_image_of else ""
+    if image and image != kept:
+        engine.image_remove(client, image)
 
 
 def _deployment_point(
@@ -691,13 +702,9 @@ def step_teardown(state: Pass) -> None:
     )
     removed = []
     for container in containers:
-        engine.container_remove(state.client, container.id or "")
-        shutil.rmtree(
-            settings.DEPLOYMENTS_DIR / "secrets" / (container.name or "-"),
-            ignore_errors=True,
-        )
+        _container_retire(state.client, container.name or container.id or "")
         removed.append(container.name or "")
-        state.log(f"removed {container.name}")
+        state.log(f"removed {container.name} and its image")
     Deployment.objects.filter(name=run.subject, target=run.target).update(
         status=Deployment.Status.TORN_DOWN,
         host_port=None,
@@ -705,7 +712,7 @@ def step_teardown(state: Pass) -> None:
         last_run=run,
     )
     state.proved(
-        f"Removed {len(removed)} container(s) and their secret files; nothing of "
+        f"Removed {len(removed)} container(s), their images and secret files; nothing of "
         f"{run.subject} runs on {run.target}."
     )
 

@@ -64,6 +64,8 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
         ).returncode
         != 0
     )
+    # The retired container's image went with it; a rollback pulls it again.
+    assert not image_present(deployment.repository, first.digest)
 
     rollback = run_wait(
         services.deployment_action_start(
@@ -73,6 +75,8 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     assert rollback.status == Run.Status.SUCCEEDED, rollback.error
     deployment.refresh_from_db()
     assert deployment.digest == first.digest
+    assert image_present(deployment.repository, first.digest)
+    assert not image_present(deployment.repository, second.digest)
 
     teardown = run_wait(
         services.deployment_action_start(
@@ -88,3 +92,14 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert left == ""
+    assert not image_present(deployment.repository, first.digest)
+
+
+def image_present(repository: str, digest: str) -> bool:
+    return (
+        subprocess.run(
+            ["docker", "image", "inspect", f"{repository}@{digest}"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
