@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,37 @@ def image_remove(client: docker.DockerClient, image: str) -> bool:
     except (DockerException, requests.RequestException) as error:
         raise EngineError(
             f"The engine failed while removing {image}: {error}"
+        ) from None
+    return True
+
+
+def image_remove_unused(client: docker.DockerClient, image_id: str) -> bool:
+    """Remove an image unless a container, running or stopped, still uses
+    it: one image may serve several deployments (an example's own and a
+    copy deployed by reference). The engine refuses with 409 when a
+    container takes the image up between the look and the removal; that
+    also leaves it in place."""
+    try:
+        users = client.containers.list(all=True, filters={"ancestor": image_id})
+    except (DockerException, requests.RequestException) as error:
+        raise EngineError(
+            f"The engine failed while listing the users of {image_id}: {error}"
+        ) from None
+    if users:
+        return False
+    try:
+        client.api.remove_image(image_id, force=True)
+    except (ImageNotFound, NotFound):
+        return False
+    except APIError as error:
+        if error.status_code == HTTPStatus.CONFLICT:
+            return False
+        raise EngineError(
+            f"The engine failed while removing {image_id}: {error}"
+        ) from None
+    except (DockerException, requests.RequestException) as error:
+        raise EngineError(
+            f"The engine failed while removing {image_id}: {error}"
         ) from None
     return True
 

@@ -558,22 +558,20 @@ def _deployment_switch(
             "left as it was."
         )
     if retired:
-        _container_retire(state.client, retired, keep_image_of=spec.name)
+        _container_retire(state.client, retired)
     return retired
 
 
-def _container_retire(
-    client: docker.DockerClient, name: str, *, keep_image_of: str = ""
-) -> None:
-    """Remove a container, its secret files and its image, unless the
-    container ``keep_image_of`` runs that image. A later rollback pulls the
-    image again by digest from the registry, which keeps it."""
+def _container_retire(client: docker.DockerClient, name: str) -> None:
+    """Remove a container, its secret files and its image, unless another
+    container still uses that image (the one replacing it, or another
+    deployment of the same digest). A later rollback pulls the image again
+    by digest from the registry, which keeps it."""
     image = engine.container_image_id(client, name)
     engine.container_remove(client, name)
     shutil.rmtree(settings.DEPLOYMENTS_DIR / "secrets" / name, ignore_errors=True)
-    kept = engine.container_image_id(client, keep_image_of) if keep_image_of else ""
-    if image and image != kept:
-        engine.image_remove(client, image)
+    if image:
+        engine.image_remove_unused(client, image)
 
 
 def _deployment_point(
