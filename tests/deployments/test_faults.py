@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection
 from django.utils import timezone
 
 from config.errors import ApplicationError
@@ -166,6 +167,10 @@ def test_two_concurrent_starts_give_one_run_and_a_reason(worker, instructor):
             )
         except ApplicationError as error:
             outcomes.append(error)
+        finally:
+            # Each thread has its own connection; left open, it would keep
+            # the test database from being dropped at the end of the session.
+            connection.close()
 
     threads = [threading.Thread(target=start) for _ in range(2)]
     for thread in threads:
