@@ -104,6 +104,15 @@ def test_receipt_page_of_an_unknown_sale_is_not_found(client):
     )
 
 
+@pytest.mark.parametrize("where", ["/sales/receipts/{}/", "/api/purchases/{}"])
+@pytest.mark.parametrize("transaction", ["%00", "0x%00ab", "a" * 500])
+def test_receipt_of_an_id_no_sale_can_have_is_not_found(client, where, transaction):
+    # PostgreSQL refuses a NUL in a query: this was a 500.
+    response = client.get(where.format(transaction))
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+
+
 # Who sees sales -------------------------------------------------------------
 
 
