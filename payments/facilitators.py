@@ -190,6 +190,8 @@ class FacilitatorEdge:
         # A remote facilitator's answers are checked before they are passed
         # on (UnreadableAnswer, one of its faults); ours need no check.
         self._remote = remote
+        # Whether /supported answered when the resource server was built.
+        self.answered = True
 
     def verify(
         self, payload: AnyPayload, requirements: AnyRequirements
@@ -243,8 +245,32 @@ class FacilitatorEdge:
         Each by its own network: the package finds a facilitator by the
         payment's exact network, so a facilitator listing "eip155:*" would
         be initialized and then never found.
+
+        A facilitator that is down, slow or answers garbage is taken to
+        support our kinds, and ``answered`` is False: lessons are still
+        offered (402), and a payment sent meanwhile is refused by
+        ``verify`` with the reason ``facilitator_unavailable``, as when the
+        facilitator fails later. The resource server asks again soon
+        (payments/resource_server.py).
         """
-        supported = self._client.get_supported()
+        try:
+            supported = self._client.get_supported()
+        except self._faults as error:
+            logger.warning(
+                "Facilitator %s did not say what it supports: %s", self.name, error
+            )
+            self.answered = False
+            return SupportedResponse(
+                kinds=[
+                    SupportedKind(
+                        x402_version=X402_VERSION, scheme=scheme, network=network
+                    )
+                    for network, scheme in sorted(self.kinds)
+                ],
+                extensions=[],
+                signers={},
+            )
+        self.answered = True
         kinds = []
         for network, scheme in sorted(self.kinds):
             listed = next(

@@ -10,7 +10,8 @@ each payment is read here first, and refused with a specific reason when
 it is:
 
 1. larger than ``X402_PAYMENT_HEADER_MAX_BYTES``, not standard base64, not
-   UTF-8 JSON (or JSON escaping a lone surrogate), or not an object;
+   UTF-8 JSON (or JSON escaping a lone surrogate), nested deeper than
+   ``MAX_NESTING``, or not an object;
 2. of an x402 version other than 1 or 2, or not shaped as that version's
    PaymentPayload;
 3. (version 2) made for another resource, or for terms other than one of
@@ -23,6 +24,7 @@ is converted, with the offer it pays as its ``accepted``.
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -38,6 +40,12 @@ from payments.token import NETWORK_RE
 from payments.verification import PaymentRefused, Reason
 
 SUPPORTED_VERSIONS = (1, 2)
+# A payment nests four levels (payload, authorization, a field and its
+# value); its extensions may add a few. pydantic refuses to write out a
+# document nested a few hundred levels deep, which a header of a few
+# kilobytes can hold, and the payment is written out again on its way to
+# the package.
+MAX_NESTING = 32
 
 
 def payment_read(
@@ -122,6 +130,12 @@ def _document_read(header: str, *, max_bytes: int) -> dict[str, object]:
         raise PaymentRefused(
             Reason.INVALID_PAYLOAD, f"The payment header is not JSON: {error}."
         ) from None
+    if _nested_deeper_than(document, MAX_NESTING):
+        raise PaymentRefused(
+            Reason.INVALID_PAYLOAD,
+            f"The payment header nests objects and arrays more than {MAX_NESTING} "
+            "levels deep.",
+        )
     # A JSON escape may name half of a UTF-16 pair ("\ud800"), which UTF-8
     # cannot carry: echoed into a refusal, it could not be written out.
     if "\\u" in text and _holds_lone_surrogate(document):
@@ -135,6 +149,25 @@ def _document_read(header: str, *, max_bytes: int) -> dict[str, object]:
             Reason.INVALID_PAYLOAD, "The payment header must hold a JSON object."
         )
     return document
+
+
+def _nested_deeper_than(document: object, levels: int) -> bool:
+    # A loop, not recursion: the document may be as deep as json.loads
+    # allows, and the stack is already deep inside a request.
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children: Iterable[object]
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > levels:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _holds_lone_surrogate(document: object) -> bool:

@@ -2,6 +2,8 @@
 adapter through which it reads a Django request."""
 
 import logging
+import math
+import time
 
 import httpx
 from django.conf import settings
@@ -69,14 +71,17 @@ class DjangoRequestAdapter:
 
 # The resource server is shared by all requests: building it imports web3
 # and asks each facilitator's /supported once. Rebuilt when the settings it
-# was built from change. Two requests may both build it at first; the
+# was built from change, and, when a facilitator did not answer /supported,
+# after ASK_AGAIN_SECONDS. Two requests may both build it at first; the
 # later one is kept, harmlessly.
-_cached_server: tuple[object, x402ResourceServerSync] | None = None
+_cached_server: tuple[object, x402ResourceServerSync, float] | None = None
+ASK_AGAIN_SECONDS = 30.0
 
 
 def resource_server(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
     """The package's resource server for ``offers``, initialized, or
-    SaleUnavailable when a facilitator does not answer."""
+    SaleUnavailable when a facilitator does not support what it is to
+    settle."""
     global _cached_server
     key = (
         offers,
@@ -84,14 +89,21 @@ def resource_server(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
         settings.X402_FACILITATOR_TIMEOUT_SECONDS,
     )
     cached = _cached_server
-    if cached is not None and cached[0] == key:
+    if cached is not None and cached[0] == key and time.monotonic() < cached[2]:
         return cached[1]
-    server = _resource_server_build(offers)
-    _cached_server = (key, server)
+    server, answered = _resource_server_build(offers)
+    # A facilitator that did not answer is asked again soon, not at every
+    # request: a slow one would hold each request for its timeout.
+    expires = math.inf if answered else time.monotonic() + ASK_AGAIN_SECONDS
+    _cached_server = (key, server, expires)
     return server
 
 
-def _resource_server_build(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
+def _resource_server_build(
+    offers: tuple[Offer, ...],
+) -> tuple[x402ResourceServerSync, bool]:
+    """The resource server, and whether every facilitator answered its
+    /supported."""
     # Imported here: x402.mechanisms.evm imports web3, about a second, paid
     # once, at the first sale, and not by every management command.
     from x402.mechanisms.evm.exact import ExactEvmServerScheme
@@ -100,7 +112,7 @@ def _resource_server_build(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
     for offer in offers:
         url = offer.facilitator_url or _site_facilitator_url()
         kinds.setdefault(url, set()).add((offer.network, offer.scheme))
-    clients: list[FacilitatorClientSync] = [
+    edges = [
         facilitator_for(
             url,
             timeout=settings.X402_FACILITATOR_TIMEOUT_SECONDS,
@@ -108,6 +120,7 @@ def _resource_server_build(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
         )
         for url, served in kinds.items()
     ]
+    clients: list[FacilitatorClientSync] = list(edges)
     server = x402ResourceServerSync(clients)
     for network in sorted({offer.network for offer in offers}):
         # For a token it does not know, the package's exact EVM scheme keeps
@@ -124,14 +137,16 @@ def _resource_server_build(offers: tuple[Offer, ...]) -> x402ResourceServerSync:
         RuntimeError,
         FacilitatorCapabilityError,
     ) as error:
-        # ValueError: a status other than 200 or a garbled /supported;
-        # RuntimeError: no kinds at all, or not the kinds our offers need.
+        # A facilitator that does not answer is taken to support our kinds
+        # (FacilitatorEdge.get_supported); what is left is a facilitator
+        # that answers without them (RuntimeError) or whose capabilities
+        # the package refuses: the operator's to fix.
         logger.warning("No facilitator for sales: %s", error)
         raise SaleUnavailable(
-            "The payment facilitator cannot be reached; lessons cannot be bought "
-            "now. Try again later."
+            "The payment facilitator does not settle the payments lessons are "
+            "offered in; lessons cannot be bought now."
         ) from None
-    return server
+    return server, all(edge.answered for edge in edges)
 
 
 def _site_facilitator_url() -> str | None:

@@ -2,7 +2,8 @@
 
 Everything is counted and summed by the database, grouped by lesson (and
 by asset, or by day), so that the number of queries stays the same however
-many purchases there are. Revenue is summed in the token's smallest unit
+many purchases there are; on SQLite, which sums in 64 bits, revenue is
+read in the same one query and summed here. Revenue is summed in the token's smallest unit
 and only then written in whole tokens, with the token's own exact
 conversion (payments/token.py).
 """
@@ -11,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -185,24 +187,15 @@ def sales_report(*, user: User, today: date | None = None) -> SalesReport:
     rows = {lesson.pk: LessonSales(lesson=lesson) for lesson in lessons}
     purchases = Purchase.objects.filter(lesson__in=[lesson.pk for lesson in lessons])
 
-    # Limitation: on SQLite (the development default) amounts are 64-bit
-    # integers in the database, so a lesson's revenue past about 9.2 tokens
-    # of 18 decimals overflows there; PostgreSQL sums NUMERIC exactly.
-    totals = (
-        purchases.order_by()
-        .values("lesson_id", "network", "asset")
-        .annotate(sales=Count("pk"), revenue_units=Sum("amount"))
-        .order_by("lesson_id", "network", "asset")
-    )
-    for total in totals:
-        row = rows[total["lesson_id"]]
-        row.sales += total["sales"]
+    for lesson_id, network, asset, sales, units in _revenue_totals(purchases):
+        row = rows[lesson_id]
+        row.sales += sales
         row.revenue.append(
             Amount(
-                network=total["network"],
-                asset=total["asset"],
-                units=int(total["revenue_units"]),
-                token=token_of(network=total["network"], asset=total["asset"]),
+                network=network,
+                asset=asset,
+                units=units,
+                token=token_of(network=network, asset=asset),
             )
         )
 
@@ -219,6 +212,45 @@ def sales_report(*, user: User, today: date | None = None) -> SalesReport:
             rows[count["lesson_id"]].per_day[count["day"]] = count["sales"]
 
     return SalesReport(days=days, lessons=list(rows.values()))
+
+
+def _revenue_totals(
+    purchases: QuerySet[Purchase],
+) -> list[tuple[int, str, str, int, int]]:
+    """Per lesson and asset: the lesson's id, the network, the asset, the
+    number of sales and their amounts summed, in one query.
+
+    PostgreSQL sums NUMERIC exactly. SQLite sums integers in 64 bits and
+    fails with "integer overflow" once a lesson has earned about 9.2 tokens
+    of 18 decimals, so there the amounts are read and summed here, where
+    integers are exact: the development default serves a few sales, not
+    millions.
+    """
+    if connection.vendor != "sqlite":
+        totals = (
+            purchases.order_by()
+            .values("lesson_id", "network", "asset")
+            .annotate(sales=Count("pk"), revenue_units=Sum("amount"))
+            .order_by("lesson_id", "network", "asset")
+        )
+        return [
+            (
+                total["lesson_id"],
+                total["network"],
+                total["asset"],
+                total["sales"],
+                int(total["revenue_units"]),
+            )
+            for total in totals
+        ]
+
+    summed: defaultdict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rows = purchases.order_by().values_list("lesson_id", "network", "asset", "amount")
+    for lesson_id, network, asset, amount in rows.iterator():
+        total = summed[lesson_id, network, asset]
+        total[0] += 1
+        total[1] += int(amount)
+    return [(*key, sales, units) for key, (sales, units) in sorted(summed.items())]
 
 
 def chart_layout(counts: list[tuple[date, int]]) -> Chart:

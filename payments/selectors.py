@@ -173,6 +173,13 @@ class Receipt:
 
 
 def receipt_find(*, transaction: str) -> Receipt | None:
+    """The receipt of ``transaction``, an id as a visitor wrote it in a URL;
+    None when nothing was sold in it."""
+    # No id is stored longer than its column, and PostgreSQL refuses a NUL
+    # character in a query instead of finding nothing.
+    longest = Purchase._meta.get_field("transaction").max_length or 0
+    if len(transaction) > longest or "\x00" in transaction:
+        return None
     lines = list(
         Purchase.objects.select_related("lesson")
         .filter(transaction=transaction)

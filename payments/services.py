@@ -376,26 +376,56 @@ def _replay_refusal(payment: Payment) -> PaymentRefused:
 
 
 def _balances_lock(*, token: Token, addresses: list[str]) -> dict[str, Balance]:
-    """Lock the balances of ``addresses``, in address order, opening the
-    missing ones at zero first.
+    """Lock the balances of ``addresses``, opening the missing ones at zero,
+    in one statement.
 
-    get_or_create survives a concurrent opening of the same balance: it
-    inserts in a savepoint and reads the other's row on a conflict.
+    An INSERT ... ON CONFLICT DO UPDATE takes each row, new or existing, in
+    the order of its VALUES: sorted by address, every settlement and funding
+    locks its balances in the same order. Locking the balances there are
+    and opening the missing ones after would take a lower address after a
+    higher one: two settlements with the same payer, one of which found the
+    payee's balance missing, could each wait for the other until the
+    database broke the deadlock by failing one. The update writes the
+    amount back unchanged; the transfer moves it.
     """
-    wanted = set(addresses)
-    rows = (
-        Balance.objects.select_for_update()
-        .filter(network=token.network, asset=token.address, address__in=wanted)
-        .order_by("address")
+    wanted = sorted(set(addresses))
+    meta = Balance._meta
+    quote = connection.ops.quote_name
+    table = quote(str(meta.db_table))
+    amount = meta.get_field("amount")
+    updated = meta.get_field("updated")
+    key = ", ".join(quote(column) for column in ("network", "asset", "address"))
+    sql = (
+        f"INSERT INTO {table} ({key}, {quote('amount')}, {quote('updated')}) "
+        f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(wanted))} "
+        f"ON CONFLICT ({key}) DO UPDATE SET "
+        f"{quote('amount')} = {table}.{quote('amount')} "
+        f"RETURNING {quote('id')}, {quote('address')}, {quote('amount')}"
     )
-    balances = {row.address: row for row in rows}
-    if balances.keys() == wanted:
-        return balances
-    for address in sorted(wanted - balances.keys()):
-        Balance.objects.get_or_create(
-            network=token.network, asset=token.address, address=address
+    zero = amount.get_db_prep_save(Decimal(0), connection)
+    now = updated.get_db_prep_save(timezone.now(), connection)
+    params: list[Any] = []
+    for address in wanted:
+        params += [token.network, token.address, address, zero, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+
+    balances = {}
+    for pk, address, held in rows:
+        balance = Balance(
+            pk=pk,
+            network=token.network,
+            asset=token.address,
+            address=address,
+            # SQLite answers an int, or a float past 2**63 (the ledger keeps
+            # those to 15 digits there, which a float holds exactly).
+            amount=Decimal(int(Decimal(str(held)))),
         )
-    return {row.address: row for row in rows.all()}
+        balance._state.adding = False
+        balance._state.db = connection.alias
+        balances[address] = balance
+    return balances
 
 
 def _transfer_record(

@@ -23,6 +23,7 @@ from payments.services import wallet_create, wallet_fund
 from tests.payments.facilitator_server import (
     ERROR,
     GARBAGE,
+    OK,
     OVERSIZED,
     REFUSAL_MESSAGE,
     REFUSE,
@@ -86,7 +87,7 @@ def test_program_buys_a_lesson_with_the_official_client(
 def test_program_pays_nothing_above_its_cap(live_server, lesson, buyer, token):
     key_file, address = buyer
 
-    with pytest.raises(CommandError, match="spend_controls"):
+    with pytest.raises(CommandError) as refused:
         fetch(
             f"{live_server.url}{content_path(lesson)}",
             key_file,
@@ -94,6 +95,10 @@ def test_program_pays_nothing_above_its_cap(live_server, lesson, buyer, token):
             "0.001",
         )
 
+    assert str(refused.value) == (
+        "Not paid: the price, 0.005 AIN, is above --max-amount 0.001 AIN; nothing "
+        "was paid. Pass --max-amount 0.005 to pay it."
+    )
     assert balance_of(token=token, address=address) == ONE_AIN
     assert not Purchase.objects.exists()
 
@@ -262,26 +267,69 @@ def test_facilitator_gone_after_start_delivers_nothing(
 
 
 @pytest.mark.parametrize("mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR])
-def test_facilitator_failing_at_start_makes_sales_unavailable(
+def test_facilitator_failing_from_the_start_still_offers_the_lesson(
     client, lesson, remote, mode
 ):
     remote.modes["supported"] = mode
 
-    response = client.get(content_path(lesson))
+    responses = [client.get(content_path(lesson)) for _ in range(3)]
 
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert "facilitator" in response.json()["detail"]
-    assert response["Retry-After"]
+    assert {response.status_code for response in responses} == {402}
+    assert offer_of(responses[-1]).accepts[0].amount == str(PRICE)
+    # Asked again later, not at every request.
+    assert remote.calls.count("supported") == 1
 
 
-def test_facilitator_down_from_the_start_makes_sales_unavailable(
-    client, lesson, settings
+@pytest.mark.parametrize("mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR])
+def test_payment_while_the_facilitator_fails_from_the_start_is_refused_with_a_reason(
+    client, lesson, payer, token, remote, mode
+):
+    # Before, the site answered 503 to every request, paid or not, until
+    # /supported answered: no offer, and no reason for the payer.
+    remote.modes = {"supported": mode, "verify": mode, "settle": mode}
+    offer = offer_of(client.get(content_path(lesson)))
+
+    response = client.get(
+        content_path(lesson),
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
+
+    assert_nothing_sold(response, payer, token)
+    assert response.json()["reason"] == "facilitator_unavailable"
+
+
+def test_facilitator_down_from_the_start_refuses_payments_with_a_reason(
+    client, lesson, payer, token, settings
 ):
     settings.X402_FACILITATOR_URL = closed_port_url()
+    offer = offer_of(client.get(content_path(lesson)))
 
-    response = client.get(content_path(lesson))
+    response = client.get(
+        content_path(lesson),
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
 
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert_nothing_sold(response, payer, token)
+    assert response.json()["reason"] == "facilitator_unavailable"
+
+
+def test_facilitator_back_after_a_failed_start_is_asked_again(
+    client, lesson, payer, token, remote, monkeypatch
+):
+    from payments import resource_server
+
+    monkeypatch.setattr(resource_server, "ASK_AGAIN_SECONDS", 0.0)
+    remote.modes["supported"] = ERROR
+    offer = offer_of(client.get(content_path(lesson)))
+    remote.modes["supported"] = OK
+
+    response = client.get(
+        content_path(lesson),
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert remote.calls.count("supported") == 2
 
 
 def test_offer_settled_elsewhere_is_offered_and_sent_to_its_facilitator(

@@ -313,6 +313,39 @@ def test_oversized_payment_header_is_refused(
     assert "at most 16384" in message
 
 
+def nested(levels: int) -> object:
+    value: object = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("part", ["accepted", "payload"])
+@pytest.mark.parametrize("name", ["PAYMENT-SIGNATURE", "X-PAYMENT"])
+def test_deeply_nested_payment_is_refused(
+    client, lesson, payer, nothing_charged, part, name
+):
+    # A few kilobytes hold a few hundred levels, which json.loads reads and
+    # pydantic then refuses to write out again: this was a 500.
+    document = valid_document(client, lesson, payer)
+    document[part]["extra"] = {"deep": nested(400)}
+
+    reason, message = refusal(send(client, lesson, encoded(document), name))
+
+    assert reason == "invalid_payload"
+    assert "levels deep" in message
+
+
+def test_payment_with_a_little_nesting_in_extra_is_paid(client, lesson, payer):
+    document = valid_document(client, lesson, payer)
+    document["accepted"]["extra"]["terms"] = {"deep": nested(20)}
+
+    response = send(client, lesson, encoded(document))
+
+    assert response.status_code == HTTPStatus.OK
+    assert "The paid part." in response.json()["markdown"]
+
+
 @pytest.mark.parametrize(
     ("part", "field"),
     [("resource", "url"), ("resource", "description"), ("accepted", "scheme")],

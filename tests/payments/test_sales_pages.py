@@ -1,7 +1,10 @@
 """Receipt pages, and the sales instructors see as a page and as JSON."""
 
+import json
 import re
 import secrets
+import subprocess
+import sys
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -10,8 +13,10 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from payments.models import Purchase
+from tests.conftest import ROOT
 from tests.lessons.factories import LessonFactory
 from tests.payments.factories import PRICE
+from tests.processes import embedded_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +102,15 @@ def test_receipt_page_of_an_unknown_sale_is_not_found(client):
     assert (
         f"There is no purchase &#x27;0x{'ab' * 32}&#x27;." in response.content.decode()
     )
+
+
+@pytest.mark.parametrize("where", ["/sales/receipts/{}/", "/api/purchases/{}"])
+@pytest.mark.parametrize("transaction", ["%00", "0x%00ab", "a" * 500])
+def test_receipt_of_an_id_no_sale_can_have_is_not_found(client, where, transaction):
+    # PostgreSQL refuses a NUL in a query: this was a 500.
+    response = client.get(where.format(transaction))
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
 
 
 # Who sees sales -------------------------------------------------------------
@@ -303,3 +317,48 @@ def test_the_header_offers_sales_to_instructors_only(client):
     call_command("set_role", "Teacher", "instructor", stdout=StringIO())
 
     assert 'href="/sales/"' in client.get("/").content.decode()
+
+
+# Four sales of a 4 AIN lesson on the embedded database, then its sales as
+# JSON, as staff: past 2**63 smallest units, which SQLite cannot sum.
+SQLITE_SALES = """
+import json, secrets
+from decimal import Decimal
+from django.test import Client
+from accounts.models import User
+from payments.models import Purchase
+from payments.token import token_configured
+from tests.lessons.factories import LessonFactory
+token = token_configured()
+lesson = LessonFactory(slug="costly", price=Decimal("4"), gated=True)
+for _ in range(4):
+    Purchase.objects.create(
+        transaction="0x" + secrets.token_hex(32), lesson=lesson,
+        payer="0x" + "11" * 20, payee="0x" + "22" * 20, amount=4 * 10**18,
+        asset=token.address, network=token.network,
+    )
+client = Client(HTTP_HOST="localhost")
+client.force_login(User.objects.create(username="Ada", role="staff"))
+page = client.get("/sales/")
+answer = client.get("/sales/lessons.json")
+print(json.dumps([page.status_code, answer.status_code, answer.content.decode()]))
+"""
+
+
+def test_revenue_past_64_bits_is_summed_on_sqlite(tmp_path):
+    environment = embedded_environment(tmp_path)
+    for command in (["migrate", "--noinput"], ["shell", "-c", SQLITE_SALES]):
+        finished = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT, env=environment, capture_output=True, text=True,
+            timeout=180,
+        )  # fmt: skip
+        assert finished.returncode == 0, finished.stderr
+
+    page_status, json_status, body = json.loads(finished.stdout.splitlines()[-1])
+
+    assert (page_status, json_status) == (HTTPStatus.OK, HTTPStatus.OK), body
+    (row,) = json.loads(body)["lessons"]
+    assert row["sales"] == 4
+    assert row["revenue"][0]["units"] == str(16 * 10**18)
+    assert row["revenue"][0]["amount"] == "16"

@@ -78,6 +78,19 @@ def test_second_payment_beyond_the_balance_is_refused_at_settlement(token):
 
 
 @pytest.mark.django_db
+def test_payment_to_oneself_settles_and_moves_nothing(payer, token):
+    requirements = requirements_for(payer.address)
+
+    transfer = payment_settle(
+        payload=payment_signed(payer, requirements), requirements=requirements
+    )
+
+    assert (transfer.payer, transfer.payee) == (payer.address, payer.address)
+    assert balance_of(token=token, address=payer.address) == ONE_AIN
+    assert Balance.objects.filter(address=payer.address).count() == 1
+
+
+@pytest.mark.django_db
 def test_refused_settlement_writes_nothing(payer, requirements, token):
     forged = payment_signed_with(payer, requirements, signer=account_new())
     before = list(Transfer.objects.values_list("pk", flat=True))
@@ -126,6 +139,26 @@ def test_parallel_settlements_of_one_payment_settle_once(
     assert Transfer.objects.filter(kind=Transfer.Kind.SETTLEMENT).count() == 1
     assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
     assert balance_of(token=token, address=requirements.pay_to) == PRICE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_settlements_to_a_new_payee_never_deadlock(payer, token):
+    # The first payment to a payee opens its balance. Settlements that found
+    # it missing used to lock the payer's balance first and the payee's
+    # after, while those that found it locked both in address order: two of
+    # them could wait for each other until the database gave up on one.
+    attempts, rounds = 6, 8
+
+    for _ in range(rounds):
+        requirements = requirements_for(account_new().address)
+        payment = payment_signed(payer, requirements)
+
+        outcomes = settle_together([payment] * attempts, requirements)
+
+        assert len(outcomes) == attempts, "a settlement failed with an error"
+        assert sum(isinstance(outcome, Transfer) for outcome in outcomes) == 1
+        assert outcomes.count(Reason.NONCE_USED) == attempts - 1
+    assert balance_of(token=token, address=payer.address) == ONE_AIN - rounds * PRICE
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,6 +13,7 @@ from x402.http.utils import (
     decode_payment_required_header,
     decode_payment_response_header,
 )
+from x402.schemas import PaymentRequirements
 
 from payments.clients import paying_client
 from payments.token import Token, token_configured
@@ -62,6 +63,17 @@ class Command(BaseCommand):
                 url, headers={"Accept": options["accept"]}, timeout=options["timeout"]
             )
         except PaymentError as error:
+            price = _price_above_cap(
+                url, accept=options["accept"], timeout=options["timeout"], token=token
+            )
+            if price is not None and price > cap:
+                suffix = f" {token.symbol}"
+                raise CommandError(
+                    f"Not paid: the price, {token.text_from_units(price)}, is above "
+                    f"--max-amount {token.text_from_units(cap)}; nothing was paid. "
+                    f"Pass --max-amount {token.text_from_units(price).removesuffix(suffix)} "
+                    "to pay it."
+                ) from None
             raise CommandError(f"Not paid: {error}") from None
         except requests.RequestException as error:
             raise CommandError(f"Cannot fetch {url}: {error}") from None
@@ -134,6 +146,35 @@ def _account_read(key_file: Path) -> LocalAccount:
     except ValueError:
         # Never the key itself in a message.
         raise CommandError(f"{key_file} does not hold a private key.") from None
+
+
+def _price_above_cap(
+    url: str, *, accept: str, timeout: float, token: Token
+) -> int | None:
+    """The lowest price the unpaid answer at ``url`` asks in ``token``, or
+    None when it asks none: read again when the client refused to pay, so
+    that the buyer is told the price and the option that caps it, not the
+    client's own setting."""
+    try:
+        response = requests.get(url, headers={"Accept": accept}, timeout=timeout)
+    except requests.RequestException:
+        return None
+    header = response.headers.get("PAYMENT-REQUIRED")
+    if response.status_code != 402 or not header:
+        return None
+    try:
+        offer = decode_payment_required_header(header)
+    except ValueError:
+        return None
+    prices = [
+        int(accepted.amount)
+        for accepted in offer.accepts
+        if isinstance(accepted, PaymentRequirements)
+        and (accepted.network, accepted.asset.lower())
+        == (token.network, token.address.lower())
+        and accepted.amount.isdigit()
+    ]
+    return min(prices, default=None)
 
 
 def _refusal_text(response: requests.Response) -> str:
