@@ -32,7 +32,7 @@ from x402.schemas import (
 )
 from x402.server import FacilitatorClientSync
 
-from payments import services
+from payments import eip3009, selectors, services
 from payments.token import token_configured
 from payments.verification import SCHEME, X402_VERSION, PaymentRefused, Reason
 
@@ -219,19 +219,8 @@ class FacilitatorEdge:
             if self._remote:
                 _answer_check(answer)
         except self._faults as error:
-            # Limitation: when a settlement's answer is lost (a timeout, a
-            # garbled reply), the facilitator may still have moved the funds;
-            # the payer gets no content and nothing here reconciles the two.
-            # The site's own facilitator, in-process, cannot lose an answer.
             logger.warning("Facilitator %s failed to settle: %s", self.name, error)
-            answer = SettleResponse(
-                success=False,
-                error_reason=Reason.FACILITATOR_UNAVAILABLE,
-                error_message="The payment facilitator did not confirm the "
-                "settlement; the content was not delivered.",
-                transaction="",
-                network=requirements.network,
-            )
+            answer = _settlement_unconfirmed(payload, requirements)
         self._record(settle=answer)
         return answer
 
@@ -302,6 +291,73 @@ class FacilitatorEdge:
             answers.verify = verify
         if settle is not None:
             answers.settle = settle
+
+
+def _settlement_unconfirmed(
+    payload: AnyPayload, requirements: AnyRequirements
+) -> SettleResponse:
+    """The answer to a settlement whose facilitator's answer was lost (a
+    timeout, a garbled reply): it may have moved the funds all the same.
+
+    A facilitator settling on this site's ledger (``facilitator_serve``
+    sharing the database) leaves the transfer there, and the sale goes on
+    as settled. Otherwise the payer is told that the settlement is not
+    known either way, with what identifies the payment, so that a charge
+    made after all is never one they were not told about.
+
+    Limitation: a facilitator that settles elsewhere (a chain) and then
+    loses its answer leaves that to the payer and the facilitator; and one
+    that settles on the ledger only after this look is not delivered for.
+    """
+    authorization = _authorization_of(payload)
+    if authorization is not None:
+        try:
+            transfer = selectors.settlement_find(
+                network=requirements.network,
+                asset=eip3009.address_parse(requirements.asset, field="asset"),
+                payer=authorization.payer,
+                nonce=authorization.nonce,
+            )
+        except (DatabaseError, eip3009.MalformedField):
+            logger.exception("The ledger could not be searched for a settlement")
+            transfer = None
+        if (
+            transfer is not None
+            and transfer.payee == authorization.payee
+            and transfer.units == authorization.value
+        ):
+            logger.warning(
+                "The settlement's answer was lost; the ledger holds it as %s",
+                transfer.transaction,
+            )
+            return SettleResponse(
+                success=True,
+                payer=transfer.payer,
+                transaction=transfer.transaction,
+                network=requirements.network,
+            )
+    identified = (
+        f" Before paying again, ask the facilitator about the authorization "
+        f"from {authorization.payer} with nonce {authorization.nonce}."
+        if authorization is not None
+        else ""
+    )
+    return SettleResponse(
+        success=False,
+        error_reason=Reason.FACILITATOR_UNAVAILABLE,
+        error_message="The payment facilitator did not confirm the settlement, "
+        "so the content was not delivered; it may have settled the payment all "
+        "the same." + identified,
+        transaction="",
+        network=requirements.network,
+    )
+
+
+def _authorization_of(payload: AnyPayload) -> eip3009.Authorization | None:
+    try:
+        return eip3009.signed_authorization_parse(payload.payload).authorization
+    except eip3009.MalformedField:
+        return None
 
 
 class UnreadableAnswer(ValueError):

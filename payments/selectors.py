@@ -58,6 +58,19 @@ def nonce_used(*, token: Token, payer: str, nonce: str) -> bool:
     ).exists()
 
 
+def settlement_find(
+    *, network: str, asset: str, payer: str, nonce: str
+) -> Transfer | None:
+    """The ledger's settlement of ``payer``'s ``nonce``, if it holds one."""
+    return Transfer.objects.filter(
+        kind=Transfer.Kind.SETTLEMENT,
+        network=network,
+        asset=asset,
+        payer=payer,
+        nonce=nonce,
+    ).first()
+
+
 def transfers_of(*, token: Token, address: str) -> QuerySet[Transfer]:
     """Everything an address paid or received, oldest first."""
     return Transfer.objects.filter(

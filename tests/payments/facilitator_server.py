@@ -1,7 +1,7 @@
 """A facilitator on a local port that speaks the standard API and can
 misbehave, one endpoint at a time: answer properly (it relays to the site's
 own facilitator), hang past the client's timeout, answer garbage or an
-error status."""
+error status, or settle and then lose its answer."""
 
 import json
 import socket
@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from django.db import connection
 from x402.schemas import (
     SettleRequest,
     SupportedKind,
@@ -29,6 +30,10 @@ REFUSE = "refuse"
 # JSON escaping half of a UTF-16 pair: it parses, but is no UTF-8 text.
 UNPAIRED = "unpaired"
 OVERSIZED = "oversized"
+# Settle on the site's ledger, then lose the answer: garble it, or send it
+# only after the client gave up.
+SETTLED_GARBLED = "settled-garbled"
+SETTLED_LATE = "settled-late"
 REFUSAL_MESSAGE = "The remote facilitator says no."
 
 
@@ -74,6 +79,15 @@ class FacilitatorServer:
         facilitator = self
 
         class Handler(BaseHTTPRequestHandler):
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                finally:
+                    # Each request runs in a thread of its own; its database
+                    # connection, left open, would keep the test database
+                    # from being dropped at the end of the session.
+                    connection.close()
+
             def do_GET(self) -> None:
                 self._answer("supported", facilitator.supported)
 
@@ -104,6 +118,12 @@ class FacilitatorServer:
                 if facilitator.watch is not None:
                     facilitator.watch(endpoint)
                 mode = facilitator.modes[endpoint]
+                if mode in (SETTLED_GARBLED, SETTLED_LATE):
+                    answer()
+                    if mode == SETTLED_GARBLED:
+                        return self._send(200, b"<html>upstream hiccup</html>")
+                    time.sleep(facilitator.delay)
+                    return self._send(503, b"")
                 if mode == SLOW:
                     time.sleep(facilitator.delay)
                     return self._send(503, b"")

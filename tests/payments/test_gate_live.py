@@ -27,6 +27,8 @@ from tests.payments.facilitator_server import (
     OVERSIZED,
     REFUSAL_MESSAGE,
     REFUSE,
+    SETTLED_GARBLED,
+    SETTLED_LATE,
     SLOW,
     UNPAIRED,
     WRONG_SHAPE,
@@ -249,6 +251,45 @@ def test_misbehaving_facilitator_delivers_nothing_and_charges_nothing(
     if endpoint == "settle":
         settlement = decode_payment_response_header(response["PAYMENT-RESPONSE"])
         assert not settlement.success
+
+
+@pytest.mark.parametrize("mode", [SETTLED_GARBLED, SETTLED_LATE])
+def test_settlement_whose_answer_is_lost_is_found_on_the_ledger_and_delivered(
+    client, lesson, payer, token, remote, mode
+):
+    offer = offer_of(client.get(content_path(lesson)))
+    remote.modes["settle"] = mode
+
+    response = client.get(
+        content_path(lesson),
+        headers={"PAYMENT-SIGNATURE": header_of(payment_for(payer, offer))},
+    )
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert "markdown" in response.json()
+    settlement = decode_payment_response_header(response["PAYMENT-RESPONSE"])
+    transfer = Transfer.objects.get(kind=Transfer.Kind.SETTLEMENT)
+    assert settlement.success and settlement.transaction == transfer.transaction
+    assert Purchase.objects.get().transaction == transfer.transaction
+    assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
+
+
+def test_settlement_not_confirmed_tells_the_payer_what_to_ask_about(
+    client, lesson, payer, token, remote
+):
+    offer = offer_of(client.get(content_path(lesson)))
+    remote.modes["settle"] = SLOW
+    payment = payment_for(payer, offer)
+
+    response = client.get(
+        content_path(lesson), headers={"PAYMENT-SIGNATURE": header_of(payment)}
+    )
+
+    assert_nothing_sold(response, payer, token)
+    message = response.json()["error"]
+    assert "may have settled the payment" in message
+    assert payment.payload["authorization"]["nonce"] in message
+    assert payer.address in message
 
 
 def test_facilitator_gone_after_start_delivers_nothing(
