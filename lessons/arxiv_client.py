@@ -17,9 +17,13 @@ The package's own pauses and retries are turned off: they are per process,
 and retry a 400 as readily as a 503.
 """
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +44,9 @@ ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TURN_ROW = 1
 READ_CHUNK_BYTES = 64 * 1024
+# A feed of a full batch is a few hundred kilobytes; anything far larger is
+# not an answer to our query.
+MAX_FEED_BYTES = 16 * 1024 * 1024
 
 
 class ArxivError(Exception):
@@ -174,6 +181,10 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             problem = type(error).__name__
         except arxiv.UnexpectedEmptyPageError:
             raise ArxivBadFeed("arXiv answered an unexpectedly empty page") from None
+        except ValueError as error:
+            # The package's parser gives up on an entry it cannot read, such
+            # as one whose date is not a date.
+            raise ArxivBadFeed(f"arXiv's feed cannot be read ({error})") from None
         else:
             return _match(batch, entries)
 
@@ -265,36 +276,151 @@ class _Client(arxiv.Client):
         self._session = session
         self.session = session
 
+    def results(self, search: arxiv.Search, offset: int = 0) -> Iterator[arxiv.Result]:
+        """The first page only. A batch fits in one page, and arXiv counts
+        the ids it does not know in the feed's total: the package would take
+        the page for a partial one and ask for the next, past the end, which
+        arXiv answers with an empty page the package calls an error."""
+        url = self._format_url(search, offset, self.page_size)
+        return iter(self._parse_feed(url, first_page=True).results)
+
 
 class _Session(requests.Session):
-    """Every request waits for its turn, carries a timeout, and must come
-    back as an Atom feed when it succeeds."""
+    """Every request waits for its turn, carries a timeout for the whole
+    answer, and must come back as an Atom feed when it succeeds."""
 
     def __init__(self, *, timeout: float, interval: float) -> None:
         super().__init__()
         self.timeout = timeout
         self.interval = interval
         self.retry_after: float | None = None
+        adapter = _WatchedAdapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
     def request(  # type: ignore[override]
         self, method: str, url: str, *args: Any, **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True  # the body is read by _read_before
+        self.retry_after = None
         arxiv_turn_wait(self.interval)
         deadline = time.monotonic() + self.timeout
-        response = super().request(method, url, *args, **kwargs)
-        self.retry_after = _retry_after(response)
-        _read_before(response, deadline)
+        watch = _Watch(self.timeout)
+        token = _current_watch.set(watch)
+        try:
+            response = super().request(method, url, *args, **kwargs)
+            self.retry_after = _retry_after(response)
+            _read_before(response, deadline)
+        except requests.RequestException:
+            if watch.fired:
+                raise _too_long() from None
+            raise
+        finally:
+            watch.stop()
+            _current_watch.reset(token)
+        if watch.fired:
+            raise _too_long()
         if response.status_code == requests.codes.ok:
             _check_feed(response)
         return response
 
 
+def _too_long() -> requests.Timeout:
+    return requests.Timeout("arXiv's answer took too long to arrive")
+
+
+class _Watch:
+    """Cuts the connection of a request still under way when its time is
+    up. The timeout requests applies is to each read of the socket, so a
+    server sending its status line, headers or body a byte at a time would
+    otherwise hold the request open for as long as it likes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._socket = sock
+            if self.fired:
+                self._cut()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._socket = None
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._cut()
+
+    def _cut(self) -> None:
+        if self._socket is None:
+            return
+        with contextlib.suppress(OSError):  # closed already
+            self._socket.shutdown(socket.SHUT_RDWR)
+
+
+_current_watch: ContextVar[_Watch | None] = ContextVar("arxiv_watch", default=None)
+
+
+class _WatchedConnectionMixin:
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # The request has been sent; from here on, the answer is awaited.
+        watch = _current_watch.get()
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(
+    _WatchedConnectionMixin, urllib3.connection.HTTPConnection
+):
+    pass
+
+
+class _WatchedHTTPSConnection(
+    _WatchedConnectionMixin, urllib3.connection.HTTPSConnection
+):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections, direct or through a proxy, let the
+    request's ``_Watch`` cut them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
 def _read_before(response: requests.Response, deadline: float) -> None:
-    """Read the whole body by ``deadline``. The timeout requests applies is
-    to each read, so an answer arriving a little at a time would never end
-    otherwise."""
+    """Read the whole body by ``deadline``, and no more than
+    ``MAX_FEED_BYTES`` of it."""
     body = bytearray()
     # read1 returns what has arrived; iter_content would wait for a whole
     # chunk, one slow read after another, before the deadline is looked at.
@@ -303,7 +429,11 @@ def _read_before(response: requests.Response, deadline: float) -> None:
             while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
                 body += chunk
                 if time.monotonic() > deadline:
-                    raise requests.Timeout("arXiv's answer took too long to arrive")
+                    raise _too_long()
+                if len(body) > MAX_FEED_BYTES:
+                    raise ArxivBadFeed(
+                        f"arXiv's answer is larger than {MAX_FEED_BYTES} bytes"
+                    )
         except urllib3.exceptions.ReadTimeoutError as error:
             raise requests.Timeout(str(error)) from None
         except urllib3.exceptions.HTTPError as error:
@@ -312,8 +442,9 @@ def _read_before(response: requests.Response, deadline: float) -> None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    value = response.headers.get("Retry-After", "").strip()
+    # Seconds only; the date form is rare and a pause of our own serves.
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def _check_feed(response: requests.Response) -> None:

@@ -5,6 +5,7 @@ import time
 import pytest
 from django.core.checks import run_checks
 
+from lessons import arxiv_client
 from lessons.arxiv_client import (
     ArxivBadFeed,
     ArxivId,
@@ -14,7 +15,7 @@ from lessons.arxiv_client import (
     arxiv_id_parse,
     papers_fetch,
 )
-from tests.lessons.arxiv_server import Answer, Version, error_feed
+from tests.lessons.arxiv_server import Answer, Version, entry, error_feed, feed
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,17 @@ def test_a_title_changed_between_versions_comes_back_per_version(server):
     assert len(server.requests) == 1
 
 
+def test_an_unknown_id_beside_known_ones_costs_no_further_request(server):
+    # arXiv counts the unknown id in the feed's total, as if a second page
+    # held it.
+    result = papers_fetch(["2506.06478", "2507.99999"])
+
+    assert len(server.requests) == 1
+    assert list(result.found) == [ArxivId("2506.06478")]
+    assert result.unknown == [ArxivId("2507.99999")]
+    assert result.failed == {}
+
+
 def test_an_unknown_id_is_reported_not_dropped(server):
     result = papers_fetch(["2506.06478", "2501.00001", "2506.06478v7"])
 
@@ -139,6 +151,15 @@ def test_a_retry_after_header_sets_the_pause(server, settings):
     assert len(server.requests) == 2
 
 
+def test_a_retry_after_that_is_not_a_number_of_seconds_is_ignored(server):
+    server.queued = [Answer(429, b"", "text/plain", {"Retry-After": "\u00b2"})]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 2
+    assert result.found[ArxivId("2506.06478")].title == SECOND.title
+
+
 def test_503_until_the_retries_run_out_fails_the_batch(server, settings):
     settings.ARXIV_RETRIES = 2
     server.always = Answer(503, b"Service Unavailable", "text/plain")
@@ -191,6 +212,30 @@ def test_a_feed_that_is_not_xml_is_reported(server, body):
     assert result.found == {} and result.unknown == []
 
 
+def test_a_feed_with_an_entry_whose_date_is_not_a_date_is_reported(server):
+    body = feed([entry("2506.06478", 1, [FIRST])]).replace(
+        FIRST.date.encode(), b"the sixth of June"
+    )
+    server.queued = [Answer(200, body)]
+
+    result = papers_fetch(["2506.06478", "2511.05720"])
+
+    assert len(server.requests) == 1
+    assert set(result.failed) == {ArxivId("2506.06478"), ArxivId("2511.05720")}
+    assert all(isinstance(e, ArxivBadFeed) for e in result.failed.values())
+
+
+def test_an_answer_far_larger_than_a_feed_is_refused(server, monkeypatch):
+    monkeypatch.setattr(arxiv_client, "MAX_FEED_BYTES", 100 * 1024)
+    server.queued = [Answer(200, b"<feed>" + b" " * 200 * 1024 + b"</feed>")]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 1
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivBadFeed) and "larger than" in str(error)
+
+
 def test_a_server_that_does_not_answer_times_out(server, settings):
     settings.ARXIV_TIMEOUT_SECONDS = 0.3
     settings.ARXIV_RETRIES = 1
@@ -208,6 +253,18 @@ def test_an_answer_that_trickles_in_times_out_as_a_whole(server, settings):
     settings.ARXIV_TIMEOUT_SECONDS = 0.5
     settings.ARXIV_RETRIES = 0
     server.trickle_seconds = 0.003  # over 3 s for the whole feed
+
+    started = time.monotonic()
+    result = papers_fetch(["2506.06478"])
+
+    assert time.monotonic() - started < 2
+    assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)
+
+
+def test_an_answer_trickling_in_from_its_status_line_times_out(server, settings):
+    settings.ARXIV_TIMEOUT_SECONDS = 0.5
+    settings.ARXIV_RETRIES = 0
+    server.trickle_all_seconds = 0.05  # each byte well within a read timeout
 
     started = time.monotonic()
     result = papers_fetch(["2506.06478"])
