@@ -102,10 +102,12 @@ class ArxivServer:
         for arxiv_id in ids:
             match = ID_SHAPE.match(arxiv_id)
             assert match is not None
-            versions = self.papers.get(match["base"], [])
+            # arXiv lists an old-style paper without its subject class.
+            base = re.sub(r"^([a-z-]+)\.[A-Z]{2}/", r"\1/", match["base"])
+            versions = self.papers.get(base, [])
             number = int(match["version"] or len(versions))
             if 1 <= number <= len(versions):
-                entries.append(entry(match["base"], number, versions))
+                entries.append(entry(base, number, versions))
         # arXiv counts the ids it does not know in the total all the same.
         return Answer(200, feed(entries[start : start + size], total=len(ids)))
 

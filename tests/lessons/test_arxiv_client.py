@@ -108,6 +108,10 @@ def test_an_unknown_id_is_reported_not_dropped(server):
         "foo/9901001",  # no such archive
         "hep/9901001",
         "2506.06478v0",
+        "2511.00000",  # papers are numbered from 1
+        "hep-th/9901000",
+        "\uff12\uff15\uff10\uff16.06478",  # full-width digits
+        "2506.06478v\u0662",  # an Arabic-Indic two
         "../../etc/passwd",
         "2506.06478,2511.05720",
         "",
@@ -122,7 +126,25 @@ def test_a_malformed_id_is_refused_before_any_request(server, value):
 
 def test_old_style_ids_keep_base_and_version_apart():
     assert arxiv_id_parse("hep-th/9901001v2") == ArxivId("hep-th/9901001", 2)
-    assert arxiv_id_parse("math.GT/0309136") == ArxivId("math.GT/0309136")
+
+
+def test_an_old_style_id_loses_its_subject_class_as_on_arxiv():
+    assert arxiv_id_parse("math.GT/0309136v1") == ArxivId("math/0309136", 1)
+
+
+def test_an_old_style_id_with_a_subject_class_is_fetched(server):
+    server.add("math/0309136", Version(title="Knots", date="2003-09-09T00:00:00Z"))
+
+    result = papers_fetch(["math.GT/0309136"])
+
+    assert [seen.ids for seen in server.requests] == [["math/0309136"]]
+    assert result.found[ArxivId("math/0309136")].title == "Knots"
+    assert result.unknown == []
+
+
+def test_a_malformed_id_names_its_month_before_its_digits():
+    with pytest.raises(ArxivIdError, match="there is no month 34"):
+        arxiv_id_parse("1234.56789")
 
 
 @pytest.mark.parametrize(

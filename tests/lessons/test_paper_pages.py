@@ -9,8 +9,8 @@ from celery.contrib.testing.worker import start_worker
 
 from accounts.models import User
 from config.celery import app
-from lessons.models import Citation, Paper
-from lessons.services import papers_refresh
+from lessons.models import Citation, LessonTag, Paper, Tag
+from lessons.services import lesson_citations_sync, papers_refresh
 from tests.lessons.arxiv_server import Answer, Version
 from tests.lessons.factories import EdgeFactory, LessonFactory
 
@@ -185,6 +185,9 @@ def test_bundled_details_say_they_were_not_fetched(client):
         ("2513.00001", "there is no month 13"),
         ("hep-th/0801001", "no old-style ids are dated 0801"),
         ("not-an-id", "is not an arXiv identifier"),
+        ("1234.56789", "there is no month 34"),
+        ("\uff12\uff15\uff10\uff16.06478", "is not an arXiv identifier"),
+        ("2511.00000", "papers are numbered from 1"),
     ],
 )
 def test_a_malformed_paper_address_is_404_with_the_reason(client, address, reason):
@@ -209,6 +212,20 @@ def test_a_versioned_address_leads_to_the_paper(client):
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"] == "/papers/hep-th/9901001/"
     assert client.get(response["Location"]).status_code == HTTPStatus.OK
+
+
+def test_a_subject_class_in_a_lesson_tag_cites_the_paper_as_arxiv_lists_it(client):
+    lesson = LessonFactory()
+    tag = Tag.objects.create(name="arxiv:math.GT/0309136v2")
+    LessonTag.objects.create(lesson=lesson, tag=tag)
+
+    lesson_citations_sync(lesson=lesson)
+    response = client.get("/papers/math.GT/0309136/")
+
+    citation = lesson.citations.get()
+    assert (citation.paper.arxiv_id, citation.version) == ("math/0309136", 2)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/papers/math/0309136/"
 
 
 # The citations report -------------------------------------------------------
