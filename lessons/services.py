@@ -196,6 +196,12 @@ def lesson_citations_sync(*, lesson: Lesson) -> None:
 
 
 def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> None:
+    # A lesson cites a paper once. The admin and the importer refuse two
+    # tags naming one paper; should any reach here, the first one counts.
+    first: dict[str, int | None] = {}
+    for arxiv_id, version in cited:
+        first.setdefault(arxiv_id, version)
+    cited = list(first.items())
     current = [
         (c.paper.arxiv_id, c.version) for c in lesson.citations.select_related("paper")
     ]
@@ -352,9 +358,15 @@ def lesson_rerender(*, lesson_id: int) -> bool:
 # Papers ---------------------------------------------------------------------
 
 # arXiv has no withdrawn flag: a withdrawal is a new version whose comment
-# or abstract says so.
+# says so, or whose abstract is replaced by a sentence that opens with it.
+# An abstract may well speak of other work withdrawn.
 WITHDRAWN_RE = re.compile(
     r"\b(?:has|have|was|been) (?:been )?withdrawn\b|^\s*withdrawn\b", re.IGNORECASE
+)
+WITHDRAWN_ABSTRACT_RE = re.compile(
+    r"^\W*(?:(?:this|the) (?:paper|article|submission|manuscript|preprint|work)"
+    r" (?:has been |is |was )?)?withdrawn\b",
+    re.IGNORECASE,
 )
 
 
@@ -394,6 +406,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
 
     report = PapersRefresh()
     fetched = timezone.now()
+    unstored: dict[str, str] = {}
     for base in bases:
         record = newest.found.get(base)
         if record is None:
@@ -403,13 +416,24 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
             for arxiv_id, found in older.found.items()
             if arxiv_id.base == base.base
         ]
-        outcome = paper_refresh_store(record=record, older=versions, fetched=fetched)
+        try:
+            outcome = paper_refresh_store(
+                record=record, older=versions, fetched=fetched
+            )
+        except ValidationError as misfit:
+            # One paper whose details do not fit stops no other.
+            logger.warning("arXiv's details of %s do not fit: %s", base, misfit)
+            unstored[base.base] = (
+                f"arXiv's details do not fit: {' '.join(misfit.messages)}"
+            )
+            continue
         if outcome == Outcome.UNCHANGED:
             report.unchanged.append(base.base)
         else:
             report.updated.append(base.base)
     for arxiv_id in [*newest.unknown, *older.unknown]:
         report.unknown.append(str(arxiv_id))
+    report.failed.update(unstored)
     for arxiv_id, error in [*newest.failed.items(), *older.failed.items()]:
         report.failed[str(arxiv_id)] = str(error)
         if isinstance(error, ArxivUnavailable):
@@ -417,6 +441,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
 
     problems = {str(i): "arXiv does not know this id." for i in newest.unknown}
     problems.update({str(i): str(e) for i, e in newest.failed.items()})
+    problems.update(unstored)
     paper_refresh_failed(problems=problems, when=fetched)
     logger.info(
         "Papers refreshed: %d updated, %d unchanged, %d unknown, %d failed",
@@ -474,7 +499,7 @@ def paper_refresh_store(
             "doi": record.doi,
             "withdrawn": bool(
                 WITHDRAWN_RE.search(record.comment)
-                or WITHDRAWN_RE.search(record.abstract)
+                or WITHDRAWN_ABSTRACT_RE.search(record.abstract)
             ),
         }
         changed = created or any(

@@ -173,6 +173,62 @@ def test_a_withdrawn_paper_is_marked_withdrawn(server):
     assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is True
 
 
+def test_an_abstract_speaking_of_withdrawn_papers_is_not_a_withdrawal(server):
+    server.add(
+        "2507.17852",
+        Version(
+            title="Why preprints disappear",
+            date="2025-07-23T12:00:00Z",
+            abstract="We study 300 papers that have been withdrawn from arXiv.",
+        ),
+    )
+
+    papers_refresh(arxiv_ids=["2507.17852"])
+
+    assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is False
+
+
+def test_an_abstract_replaced_by_a_withdrawal_notice_is_a_withdrawal(server):
+    server.add(
+        "2507.17852",
+        Version(
+            title="Tippy",
+            date="2025-07-23T12:00:00Z",
+            abstract="This paper has been withdrawn by the authors.",
+        ),
+    )
+
+    papers_refresh(arxiv_ids=["2507.17852"])
+
+    assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is True
+
+
+def test_a_paper_whose_details_do_not_fit_stops_no_other(bundled, server):
+    server.add("2506.06478", Version(title="x" * 600, date="2025-06-06T19:06:59Z"))
+    before = Paper.objects.get(arxiv_id="2506.06478").title
+
+    report = papers_refresh()
+
+    paper = Paper.objects.get(arxiv_id="2506.06478")
+    assert paper.title == before
+    assert "at most 500 characters" in paper.refresh_error
+    assert "at most 500 characters" in report.failed["2506.06478"]
+    assert sorted(report.updated) == ["2507.17852", "2511.05720"]
+
+
+def test_two_tags_naming_one_paper_make_one_citation_at_the_first(server):
+    lesson = LessonFactory()
+    for position, name in enumerate(["arxiv:2511.05720v1", "arxiv:2511.05720v2"]):
+        tag = Tag.objects.create(name=name)
+        LessonTag.objects.create(lesson=lesson, tag=tag, position=position)
+
+    lesson_citations_sync(lesson=lesson)
+
+    assert list(lesson.citations.values_list("paper__arxiv_id", "version")) == [
+        ("2511.05720", 1)
+    ]
+
+
 def test_refreshing_unchanged_papers_reports_them_unchanged(bundled, server):
     papers_refresh()
 
