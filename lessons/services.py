@@ -390,7 +390,8 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
        Without ids, every paper the site holds.
     2. Fetch the newest version of each paper.
     3. Fetch the older versions asked for, and those lessons cite, whose
-       title and date the site has not seen yet.
+       title and date the site has not seen yet. A version past the newest
+       is not asked for: arXiv cannot have it.
     4. Store each paper found. Mark each paper arXiv did not know or could
        not be asked about with the time and the reason.
     """
@@ -402,7 +403,8 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
         asked = [arxiv_id_parse(value) for value in arxiv_ids]
     bases = list(dict.fromkeys(ArxivId(arxiv_id.base) for arxiv_id in asked))
     newest = papers_fetch(bases)
-    older = papers_fetch(_older_versions_wanted(asked, newest))
+    older_wanted, beyond = _older_versions_wanted(asked, newest)
+    older = papers_fetch(older_wanted)
 
     report = PapersRefresh()
     fetched = timezone.now()
@@ -431,7 +433,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
             report.unchanged.append(base.base)
         else:
             report.updated.append(base.base)
-    for arxiv_id in [*newest.unknown, *older.unknown]:
+    for arxiv_id in [*newest.unknown, *beyond, *older.unknown]:
         report.unknown.append(str(arxiv_id))
     report.failed.update(unstored)
     for arxiv_id, error in [*newest.failed.items(), *older.failed.items()]:
@@ -453,10 +455,24 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
     return report
 
 
-def _older_versions_wanted(asked: list[ArxivId], newest: FetchResult) -> list[ArxivId]:
-    """Versions asked for or cited, older than the newest, not yet seen."""
+def _older_versions_wanted(
+    asked: list[ArxivId], newest: FetchResult
+) -> tuple[list[ArxivId], list[ArxivId]]:
+    """Versions asked for or cited, older than the newest, not yet seen; and
+    the versions asked for past the newest, which arXiv cannot have. A cited
+    version past the newest costs no request: its citation is marked."""
     found = {arxiv_id.base: record for arxiv_id, record in newest.found.items()}
     wanted = {arxiv_id for arxiv_id in asked if arxiv_id.version is not None}
+    beyond = sorted(
+        (
+            arxiv_id
+            for arxiv_id in wanted
+            if arxiv_id.base in found
+            and arxiv_id.version is not None
+            and arxiv_id.version > found[arxiv_id.base].version
+        ),
+        key=str,
+    )
     citations = Citation.objects.filter(paper__arxiv_id__in=found).select_related(
         "paper"
     )
@@ -464,15 +480,17 @@ def _older_versions_wanted(asked: list[ArxivId], newest: FetchResult) -> list[Ar
         version = citation.cited_version
         if version is not None and str(version) not in citation.paper.versions:
             wanted.add(ArxivId(citation.paper.arxiv_id, version))
-    return sorted(
+    older = sorted(
         (
             arxiv_id
             for arxiv_id in wanted
             if arxiv_id.base in found
-            and arxiv_id.version != found[arxiv_id.base].version
+            and arxiv_id.version is not None
+            and arxiv_id.version < found[arxiv_id.base].version
         ),
         key=str,
     )
+    return older, beyond
 
 
 def paper_refresh_store(

@@ -111,6 +111,26 @@ def test_refresh_papers_with_a_version_keeps_the_newest_and_learns_that_version(
     assert paper.versions["1"]["title"] == OLD.title
 
 
+def test_a_version_past_the_newest_is_reported_without_asking_arxiv(server):
+    err = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("refresh_papers", "2511.05720v9", stdout=StringIO(), stderr=err)
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert "2511.05720v9: arXiv does not know this id" in err.getvalue()
+
+
+def test_a_cited_version_past_the_newest_costs_no_request(server):
+    cite(LessonFactory(), Paper.objects.create(arxiv_id="2511.05720"), version=9)
+
+    report = papers_refresh()
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert report.unknown == [] and report.updated == ["2511.05720"]
+    assert Citation.objects.get().missing_version == 9
+
+
 def test_an_unknown_id_is_reported_and_marked(bundled, server):
     server.papers.pop("2507.17852")
     err = StringIO()
