@@ -198,9 +198,8 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             pause,
         )
         time.sleep(pause)
-    raise ArxivUnavailable(
-        f"arXiv is unavailable ({problem} after {retries + 1} attempts)"
-    )
+    attempts = f"{retries + 1} attempt{'s' if retries else ''}"
+    raise ArxivUnavailable(f"arXiv is unavailable ({problem} after {attempts})")
 
 
 def _pause(attempt: int, retry_after: float | None) -> float:

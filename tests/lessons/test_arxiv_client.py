@@ -332,3 +332,32 @@ def test_a_negative_arxiv_setting_stops_the_site(settings, name):
     errors = [message for message in run_checks() if message.id == "lessons.E001"]
 
     assert [error.msg for error in errors] == [f"{name} must be 0 or more."]
+
+
+def test_asking_arxiv_itself_more_often_than_every_three_seconds_stops_the_site(
+    settings,
+):
+    settings.ARXIV_API_URL = "https://export.arxiv.org/api/query"
+    settings.ARXIV_REQUEST_INTERVAL_SECONDS = 1
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert len(errors) == 1
+    assert "at least 3 when asking arXiv itself" in errors[0].msg
+
+
+def test_a_local_stand_in_for_arxiv_may_be_asked_more_often(settings):
+    settings.ARXIV_API_URL = "http://127.0.0.1:8999/api/query"
+    settings.ARXIV_REQUEST_INTERVAL_SECONDS = 0.05
+
+    assert [m for m in run_checks() if m.id == "lessons.E001"] == []
+
+
+def test_an_endless_arxiv_timeout_stops_the_site(settings):
+    settings.ARXIV_TIMEOUT_SECONDS = float("inf")
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert [error.msg for error in errors] == [
+        "ARXIV_TIMEOUT_SECONDS must be positive."
+    ]
