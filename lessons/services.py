@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from lessons.arxiv_client import (
     ArxivId,
+    ArxivIdError,
     ArxivUnavailable,
     FetchResult,
     PaperRecord,
@@ -387,7 +388,8 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
     the site has when arXiv cannot be asked.
 
     1. Check every id; ``ArxivIdError`` before any request if one is bad.
-       Without ids, every paper the site holds.
+       Without ids, every paper the site holds, leaving out (and marking)
+       any held under an id that is no longer valid.
     2. Fetch the newest version of each paper.
     3. Fetch the older versions asked for, and those lessons cite, whose
        title and date the site has not seen yet. A version past the newest
@@ -395,10 +397,15 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
     4. Store each paper found. Mark each paper arXiv did not know or could
        not be asked about with the time and the reason.
     """
+    refused: dict[str, str] = {}
     if arxiv_ids is None:
-        asked = [
-            ArxivId(base) for base in Paper.objects.values_list("arxiv_id", flat=True)
-        ]
+        asked = []
+        for stored in Paper.objects.values_list("arxiv_id", flat=True):
+            problem = _stored_id_problem(stored)
+            if problem:
+                refused[stored] = problem
+            else:
+                asked.append(ArxivId(stored))
     else:
         asked = [arxiv_id_parse(value) for value in arxiv_ids]
     bases = list(dict.fromkeys(ArxivId(arxiv_id.base) for arxiv_id in asked))
@@ -435,6 +442,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
             report.updated.append(base.base)
     for arxiv_id in [*newest.unknown, *beyond, *older.unknown]:
         report.unknown.append(str(arxiv_id))
+    report.failed.update(refused)
     report.failed.update(unstored)
     for arxiv_id, error in [*newest.failed.items(), *older.failed.items()]:
         report.failed[str(arxiv_id)] = str(error)
@@ -443,6 +451,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
 
     problems = {str(i): "arXiv does not know this id." for i in newest.unknown}
     problems.update({str(i): str(e) for i, e in newest.failed.items()})
+    problems.update(refused)
     problems.update(unstored)
     paper_refresh_failed(problems=problems, when=fetched)
     logger.info(
@@ -453,6 +462,19 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
         len(report.failed),
     )
     return report
+
+
+def _stored_id_problem(stored: str) -> str:
+    """Why a paper held under ``stored`` cannot be asked about, or "". A row
+    written before the rules of ids were what they are now must not make
+    arXiv refuse the whole batch it would travel in."""
+    try:
+        arxiv_id = arxiv_id_parse(stored)
+    except ArxivIdError as error:
+        return str(error)
+    if str(arxiv_id) != stored:
+        return f"Held as {stored!r}, an id arXiv lists as {arxiv_id}."
+    return ""
 
 
 def _older_versions_wanted(

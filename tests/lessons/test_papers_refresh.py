@@ -131,6 +131,27 @@ def test_a_cited_version_past_the_newest_costs_no_request(server):
     assert Citation.objects.get().missing_version == 9
 
 
+@pytest.mark.parametrize(
+    ("held", "reason"),
+    [
+        ("\uff12\uff15\uff10\uff16.06478", "is not an arXiv identifier"),
+        ("math.GT/0309136", "an id arXiv lists as math/0309136"),
+    ],
+)
+def test_a_paper_held_under_an_id_no_longer_valid_is_left_out_and_marked(
+    server, held, reason
+):
+    Paper.objects.create(arxiv_id="2511.05720")
+    Paper.objects.create(arxiv_id=held)
+
+    report = papers_refresh()
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert report.updated == ["2511.05720"]
+    assert reason in report.failed[held]
+    assert reason in Paper.objects.get(arxiv_id=held).refresh_error
+
+
 def test_an_unknown_id_is_reported_and_marked(bundled, server):
     server.papers.pop("2507.17852")
     err = StringIO()
