@@ -49,7 +49,9 @@ def split_arxiv_id(value: str) -> tuple[str, int | None]:
     ``math.GT/0309136`` is the paper arXiv lists as ``math/0309136``."""
     match = ARXIV_ID_RE.fullmatch(value)
     if match is None:
-        raise ValidationError(f"{value!r} is not an arXiv identifier.")
+        # An address or a tag of any length may land here; say enough of it.
+        shown = value if len(value) <= 60 else f"{value[:60]}…"
+        raise ValidationError(f"{shown!r} is not an arXiv identifier.")
     base, version = match.group("base"), match.group("version")
     if "/" in base:
         archive, number = base.split("/")

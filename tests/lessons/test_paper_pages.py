@@ -197,6 +197,16 @@ def test_a_malformed_paper_address_is_404_with_the_reason(client, address, reaso
     assert reason in response.content.decode()
 
 
+def test_a_very_long_paper_address_is_404_naming_only_its_start(client):
+    response = client.get(f"/papers/{'9' * 5000}/")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert f"&#x27;{'9' * 60}…&#x27; is not an arXiv identifier" in (
+        response.content.decode()
+    )
+    assert f"{'9' * 61}&#x27; is not" not in response.content.decode()
+
+
 def test_a_paper_the_site_does_not_hold_is_404(client):
     response = client.get("/papers/2506.06478/")
 
