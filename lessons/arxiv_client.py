@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TURN_ROW = 1
+TURN_MARGIN = 0.05
 READ_CHUNK_BYTES = 64 * 1024
 # A feed of a full batch is a few hundred kilobytes; anything far larger is
 # not an answer to our query.
@@ -463,7 +464,8 @@ def arxiv_turn_wait(interval: float) -> None:
     1. Lock the one ``ArxivTurn`` row; every worker of the site, in any
        process, queues on it.
     2. Take the turn at ``next_at`` or now, whichever is later, and move
-       ``next_at`` one interval past it; release the lock.
+       ``next_at`` one interval (and a margin of ``TURN_MARGIN`` of it) past
+       it; release the lock.
     3. Sleep until the turn comes. The lock is not held while sleeping, so
        each waiting worker has its own later turn.
 
@@ -476,7 +478,9 @@ def arxiv_turn_wait(interval: float) -> None:
         turn = ArxivTurn.objects.select_for_update().get(pk=TURN_ROW)
         now = time.time()
         start = max(now, turn.next_at)
-        turn.next_at = start + interval
+        # A turn is when a request may leave, not when it reaches arXiv;
+        # the margin covers a worker that wakes or connects a little late.
+        turn.next_at = start + interval * (1 + TURN_MARGIN)
         turn.save(update_fields=["next_at"])
     if start > now:
         time.sleep(start - now)
