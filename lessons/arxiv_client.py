@@ -9,7 +9,8 @@ module adds what the site owes arXiv and its readers:
    ``ARXIV_REQUEST_INTERVAL_SECONDS`` (3 s, arXiv's limit) from the whole
    site, not from each process;
 3. answers 429, 502, 503 and 504, timeouts and lost connections are retried
-   with growing pauses; any other refusal (a 400 above all) is not;
+   with growing pauses, which hold back every worker's next request; any
+   other refusal (a 400 above all) is not;
 4. an answer that is not an Atom feed is an error, never an empty result;
 5. ids arXiv does not know are reported, not dropped.
 
@@ -198,7 +199,9 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             search.id_list,
             pause,
         )
-        time.sleep(pause)
+        # Every worker pauses, not only this one: the next turn, whoever
+        # takes it, comes after the pause.
+        arxiv_turn_defer(pause)
     attempts = f"{retries + 1} attempt{'s' if retries else ''}"
     raise ArxivUnavailable(f"arXiv is unavailable ({problem} after {attempts})")
 
@@ -484,6 +487,15 @@ def arxiv_turn_wait(interval: float) -> None:
         turn.save(update_fields=["next_at"])
     if start > now:
         time.sleep(start - now)
+
+
+def arxiv_turn_defer(seconds: float) -> None:
+    """Hold every worker's next turn back until ``seconds`` from now, when
+    arXiv has asked the site to slow down or is down. Turns taken already
+    keep their time."""
+    _turn_row_ensure()
+    until = time.time() + seconds
+    ArxivTurn.objects.filter(pk=TURN_ROW, next_at__lt=until).update(next_at=until)
 
 
 def _turn_row_ensure() -> None:
