@@ -299,6 +299,30 @@ def test_the_citations_report_asks_visitors_to_sign_in(client):
 # The neighbourhood ----------------------------------------------------------
 
 
+def test_the_api_says_what_the_pages_say_about_a_citation(client, cited):
+    lesson = client.get(f"/api/lessons/{cited.slug}/").json()
+    papers = client.get("/api/papers/").json()
+
+    assert lesson["citations"] == [
+        {
+            "arxiv_id": "2511.05720",
+            "cited_version": 1,
+            "version_seen": None,
+            "newer_version": 2,
+            "missing_version": None,
+            "withdrawn": False,
+            "title": LATEST.title,
+            "abs_url": "https://arxiv.org/abs/2511.05720",
+        }
+    ]
+    paper = papers["results"][0]
+    assert (paper["withdrawn"], paper["refresh_failed"], paper["refresh_error"]) == (
+        False,
+        None,
+        "",
+    )
+
+
 def test_papers_are_nodes_of_the_neighbourhood(client, cited):
     neighbour = LessonFactory()
     EdgeFactory(source=cited, target=neighbour)
