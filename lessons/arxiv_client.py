@@ -42,6 +42,11 @@ from lessons.models import ArxivTurn, split_arxiv_id
 logger = logging.getLogger(__name__)
 
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+ATOM_ID = "{http://www.w3.org/2005/Atom}id"
+ATOM_SUMMARY = "{http://www.w3.org/2005/Atom}summary"
+# The ids of the entries arXiv reports errors with.
+ERROR_ENTRY_MARK = "arxiv.org/api/errors"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TURN_ROW = 1
 TURN_MARGIN = 0.05
@@ -174,8 +179,10 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             entries = list(client.results(search))
         except arxiv.HTTPError as error:
             if error.status not in RETRIED_STATUSES:
+                reason = client.session.refusal
                 raise ArxivRefused(
-                    f"arXiv refused the request with HTTP {error.status}",
+                    f"arXiv refused the request with HTTP {error.status}"
+                    + (f": {reason}" if reason else ""),
                     status=error.status,
                 ) from None
             problem = f"HTTP {error.status}"
@@ -297,6 +304,8 @@ class _Session(requests.Session):
         self.timeout = timeout
         self.interval = interval
         self.retry_after: float | None = None
+        # arXiv's own words when its answer is an error entry, else "".
+        self.refusal = ""
         adapter = _WatchedAdapter()
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -307,6 +316,7 @@ class _Session(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True  # the body is read by _read_before
         self.retry_after = None
+        self.refusal = ""
         arxiv_turn_wait(self.interval)
         deadline = time.monotonic() + self.timeout
         watch = _Watch(self.timeout)
@@ -324,8 +334,11 @@ class _Session(requests.Session):
             _current_watch.reset(token)
         if watch.fired:
             raise _too_long()
+        self.refusal = _arxiv_error(response.content)
         if response.status_code == requests.codes.ok:
             _check_feed(response)
+            if self.refusal:
+                raise ArxivBadFeed(f"arXiv answered with an error: {self.refusal}")
         return response
 
 
@@ -459,6 +472,20 @@ def _check_feed(response: requests.Response) -> None:
         raise ArxivBadFeed(f"arXiv's answer is not XML ({error})") from None
     if root.tag != ATOM_FEED:
         raise ArxivBadFeed(f"arXiv's answer is not an Atom feed but <{root.tag}>")
+
+
+def _arxiv_error(content: bytes) -> str:
+    """The summary of the error entry arXiv puts in a feed it answers an
+    unusable query with (a 400, mostly), or "" for any other answer."""
+    try:
+        root = ElementTree.fromstring(content)
+    except ElementTree.ParseError:
+        return ""
+    for entry in root.iter(ATOM_ENTRY):
+        if ERROR_ENTRY_MARK in (entry.findtext(ATOM_ID) or ""):
+            summary = " ".join((entry.findtext(ATOM_SUMMARY) or "").split())
+            return summary[:200] or "no reason given"
+    return ""
 
 
 def arxiv_turn_wait(interval: float) -> None:

@@ -215,6 +215,27 @@ def test_a_bad_request_is_not_retried(server):
     assert isinstance(error, ArxivRefused) and error.status == 400
 
 
+def test_arxivs_reason_for_refusing_is_reported(server):
+    server.queued = [Answer(400, error_feed("2506.06478"))]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert str(result.failed[ArxivId("2506.06478")]) == (
+        "arXiv refused the request with HTTP 400: incorrect id format for 2506.06478"
+    )
+
+
+def test_an_error_entry_answered_with_200_is_not_taken_for_unknown_ids(server):
+    server.queued = [Answer(200, error_feed("2506.06478"))]
+
+    result = papers_fetch(["2506.06478"])
+
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivBadFeed)
+    assert "incorrect id format for 2506.06478" in str(error)
+    assert result.unknown == [] and result.found == {}
+
+
 @pytest.mark.parametrize(
     "body",
     [
