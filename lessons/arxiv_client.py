@@ -122,9 +122,13 @@ class FetchResult:
 
 def arxiv_id_parse(value: str) -> ArxivId:
     """``hep-th/9901001v2`` as an ``ArxivId``; ``ArxivIdError`` when the
-    text cannot be an arXiv id."""
+    text cannot be an arXiv id. The ``arXiv:`` arXiv prints before its ids
+    is taken off."""
+    text = value.strip()
+    if text[:6].lower() == "arxiv:":
+        text = text[6:]
     try:
-        base, version = split_arxiv_id(value.strip())
+        base, version = split_arxiv_id(text)
     except ValidationError as error:
         raise ArxivIdError(error.messages[0]) from None
     return ArxivId(base, version)

@@ -128,6 +128,11 @@ def test_old_style_ids_keep_base_and_version_apart():
     assert arxiv_id_parse("hep-th/9901001v2") == ArxivId("hep-th/9901001", 2)
 
 
+@pytest.mark.parametrize("value", ["arXiv:2506.06478v2", " arxiv:2506.06478v2 "])
+def test_an_id_as_arxiv_prints_it_is_taken(value):
+    assert arxiv_id_parse(value) == ArxivId("2506.06478", 2)
+
+
 def test_an_old_style_id_loses_its_subject_class_as_on_arxiv():
     assert arxiv_id_parse("math.GT/0309136v1") == ArxivId("math/0309136", 1)
 
