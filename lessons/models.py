@@ -192,6 +192,10 @@ class Tag(models.Model):
         return None
 
 
+# What a paper's refresh_error says when arXiv did not know its id.
+PAPER_UNKNOWN_TO_ARXIV = "arXiv does not know this id."
+
+
 class Paper(models.Model):
     """An arXiv paper. ``version`` is the newest version known to the site;
     the metadata is that version's. ``versions`` keeps the title and date of
@@ -239,6 +243,12 @@ class Paper(models.Model):
             raise ValidationError(
                 {"arxiv_id": f"Store the id as arXiv lists it: {base}."}
             )
+
+    @property
+    def unknown_to_arxiv(self) -> bool:
+        """arXiv did not know the paper at the last refresh, as opposed to
+        the refresh failing for a while (arXiv down, a bad answer)."""
+        return self.refresh_error == PAPER_UNKNOWN_TO_ARXIV
 
     @property
     def refresh_problem(self) -> str:

@@ -26,6 +26,7 @@ from lessons.arxiv_client import (
 from lessons.graph import describe_cycle, prerequisite_cycle
 from lessons.importing import ImportProblem, LessonDraft
 from lessons.models import (
+    PAPER_UNKNOWN_TO_ARXIV,
     Citation,
     Edge,
     Lesson,
@@ -449,7 +450,7 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
         if isinstance(error, ArxivUnavailable):
             report.unavailable.append(str(arxiv_id))
 
-    problems = {str(i): "arXiv does not know this id." for i in newest.unknown}
+    problems = {str(i): PAPER_UNKNOWN_TO_ARXIV for i in newest.unknown}
     problems.update({str(i): str(e) for i, e in newest.failed.items()})
     problems.update(refused)
     problems.update(unstored)

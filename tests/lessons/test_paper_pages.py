@@ -268,6 +268,42 @@ def test_staff_see_every_lesson_to_check(client, cited):
     assert len(citations) == 2
 
 
+def test_an_arxiv_outage_puts_nothing_on_the_citations_report(
+    client, arxiv_server, settings
+):
+    instructor = account(User.Role.INSTRUCTOR)
+    arxiv_server.add("2511.05720", FIRST, LATEST)
+    lesson = LessonFactory(author=instructor)
+    Citation.objects.create(
+        lesson=lesson, paper=Paper.objects.create(arxiv_id="2511.05720"), version=2
+    )
+    papers_refresh()
+    settings.ARXIV_RETRIES = 0
+    arxiv_server.always = Answer(503, b"", "text/plain")
+    papers_refresh()
+    client.force_login(instructor)
+
+    response = client.get("/citations/")
+
+    assert Paper.objects.get().refresh_error.startswith("arXiv is unavailable")
+    assert response.context["citations"] == []
+
+
+def test_a_paper_arxiv_does_not_know_is_on_the_citations_report(client, arxiv_server):
+    instructor = account(User.Role.INSTRUCTOR)
+    lesson = LessonFactory(author=instructor)
+    Citation.objects.create(
+        lesson=lesson, paper=Paper.objects.create(arxiv_id="2511.05720"), version=1
+    )
+    papers_refresh()
+    client.force_login(instructor)
+
+    response = client.get("/citations/")
+
+    assert [c.lesson for c in response.context["citations"]] == [lesson]
+    assert "Not found on arXiv" in response.content.decode()
+
+
 def test_learners_are_refused_the_citations_report(client):
     client.force_login(account(User.Role.LEARNER))
 
