@@ -523,9 +523,10 @@ def paper_refresh_store(
     title and date of any older versions fetched with it. Citations without
     a version record the newest version they are seen with."""
     with transaction.atomic():
-        paper = Paper.objects.select_for_update().filter(arxiv_id=record.base).first()
-        created = paper is None
-        paper = paper or Paper(arxiv_id=record.base)
+        # Made first, then locked: two refreshes meeting a paper new to the
+        # site both end up storing it, one after the other.
+        _made, created = Paper.objects.get_or_create(arxiv_id=record.base)
+        paper = Paper.objects.select_for_update().get(arxiv_id=record.base)
         metadata = {
             "version": record.version,
             "title": record.title,

@@ -1,10 +1,13 @@
 """Refreshing papers from arXiv: the service and ``refresh_papers``,
 against the local arXiv server."""
 
+import threading
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
 from lessons.models import Citation, Lesson, LessonTag, Paper, Tag
 from lessons.services import lesson_citations_sync, papers_refresh
@@ -304,3 +307,40 @@ def test_editing_a_lessons_tags_keeps_the_version_its_citations_were_seen_with(
 
     citation = lesson.citations.get(paper__arxiv_id="2511.05720")
     assert (citation.version_seen, citation.newer_version) == (2, 3)
+
+
+def test_two_refreshes_meeting_a_new_paper_both_store_it(server, transactional_db):
+    """One refresh has made the paper's row and not yet committed when the
+    other comes to store the same paper."""
+    made = threading.Event()
+    outcomes = []
+
+    def first_refresh() -> None:
+        try:
+            with transaction.atomic():
+                Paper.objects.create(arxiv_id="2511.05720")
+                made.set()
+                time.sleep(0.5)  # the other refresh meets the row meanwhile
+        finally:
+            connection.close()
+
+    def second_refresh() -> None:
+        made.wait(5)
+        try:
+            outcomes.append(papers_refresh(arxiv_ids=["2511.05720"]))
+        except Exception as error:  # the failure is what is looked for
+            outcomes.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=first_refresh),
+        threading.Thread(target=second_refresh),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [getattr(o, "updated", o) for o in outcomes] == [["2511.05720"]]
+    assert Paper.objects.get().title == NEW.title
