@@ -6,13 +6,35 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from lessons.arxiv_client import ArxivIdError, arxiv_id_parse
-from lessons.models import Edge, Lesson, LessonTag, Paper, Tag, Topic
+from lessons.models import Edge, Lesson, LessonTag, Paper, Tag, Topic, split_arxiv_id
 from lessons.services import lesson_citations_sync
 from lessons.tasks import lesson_rerender, papers_refresh
 
 
+class LessonTagFormSet(forms.BaseInlineFormSet[LessonTag, Lesson, Any]):
+    """A lesson cites a paper once: two ``arxiv:`` tags naming one paper,
+    at two versions or with a subject class and without, are refused."""
+
+    def clean(self) -> None:
+        super().clean()
+        named: dict[str, str] = {}
+        for form in self.forms:
+            cleaned = getattr(form, "cleaned_data", {})
+            tag = cleaned.get("tag")
+            if cleaned.get("DELETE") or tag is None or tag.kind != Tag.Kind.ARXIV:
+                continue
+            base, _version = split_arxiv_id(tag.reference)
+            if base in named:
+                raise forms.ValidationError(
+                    f"{named[base]!r} and {tag.name!r} name the same paper, "
+                    f"arXiv:{base}; a lesson cites a paper once, at one version."
+                )
+            named[base] = tag.name
+
+
 class LessonTagInline(admin.TabularInline[LessonTag, Lesson]):
     model = LessonTag
+    formset = LessonTagFormSet
     extra = 1
     autocomplete_fields = ["tag"]
 

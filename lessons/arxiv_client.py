@@ -9,7 +9,8 @@ module adds what the site owes arXiv and its readers:
    ``ARXIV_REQUEST_INTERVAL_SECONDS`` (3 s, arXiv's limit) from the whole
    site, not from each process;
 3. answers 429, 502, 503 and 504, timeouts and lost connections are retried
-   with growing pauses; any other refusal (a 400 above all) is not;
+   with growing pauses, which hold back every worker's next request; any
+   other refusal (a 400 above all) is not;
 4. an answer that is not an Atom feed is an error, never an empty result;
 5. ids arXiv does not know are reported, not dropped.
 
@@ -17,9 +18,13 @@ The package's own pauses and retries are turned off: they are per process,
 and retry a 400 as readily as a 503.
 """
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,9 +42,18 @@ from lessons.models import ArxivTurn, split_arxiv_id
 logger = logging.getLogger(__name__)
 
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+ATOM_ID = "{http://www.w3.org/2005/Atom}id"
+ATOM_SUMMARY = "{http://www.w3.org/2005/Atom}summary"
+# The ids of the entries arXiv reports errors with.
+ERROR_ENTRY_MARK = "arxiv.org/api/errors"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TURN_ROW = 1
+TURN_MARGIN = 0.05
 READ_CHUNK_BYTES = 64 * 1024
+# A feed of a full batch is a few hundred kilobytes; anything far larger is
+# not an answer to our query.
+MAX_FEED_BYTES = 16 * 1024 * 1024
 
 
 class ArxivError(Exception):
@@ -108,9 +122,13 @@ class FetchResult:
 
 def arxiv_id_parse(value: str) -> ArxivId:
     """``hep-th/9901001v2`` as an ``ArxivId``; ``ArxivIdError`` when the
-    text cannot be an arXiv id."""
+    text cannot be an arXiv id. The ``arXiv:`` arXiv prints before its ids
+    is taken off."""
+    text = value.strip()
+    if text[:6].lower() == "arxiv:":
+        text = text[6:]
     try:
-        base, version = split_arxiv_id(value.strip())
+        base, version = split_arxiv_id(text)
     except ValidationError as error:
         raise ArxivIdError(error.messages[0]) from None
     return ArxivId(base, version)
@@ -165,8 +183,10 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             entries = list(client.results(search))
         except arxiv.HTTPError as error:
             if error.status not in RETRIED_STATUSES:
+                reason = client.session.refusal
                 raise ArxivRefused(
-                    f"arXiv refused the request with HTTP {error.status}",
+                    f"arXiv refused the request with HTTP {error.status}"
+                    + (f": {reason}" if reason else ""),
                     status=error.status,
                 ) from None
             problem = f"HTTP {error.status}"
@@ -174,6 +194,10 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             problem = type(error).__name__
         except arxiv.UnexpectedEmptyPageError:
             raise ArxivBadFeed("arXiv answered an unexpectedly empty page") from None
+        except ValueError as error:
+            # The package's parser gives up on an entry it cannot read, such
+            # as one whose date is not a date.
+            raise ArxivBadFeed(f"arXiv's feed cannot be read ({error})") from None
         else:
             return _match(batch, entries)
 
@@ -186,10 +210,11 @@ def _fetch_batch(client: "_Client", batch: list[ArxivId]) -> dict[ArxivId, Paper
             search.id_list,
             pause,
         )
-        time.sleep(pause)
-    raise ArxivUnavailable(
-        f"arXiv is unavailable ({problem} after {retries + 1} attempts)"
-    )
+        # Every worker pauses, not only this one: the next turn, whoever
+        # takes it, comes after the pause.
+        arxiv_turn_defer(pause)
+    attempts = f"{retries + 1} attempt{'s' if retries else ''}"
+    raise ArxivUnavailable(f"arXiv is unavailable ({problem} after {attempts})")
 
 
 def _pause(attempt: int, retry_after: float | None) -> float:
@@ -265,36 +290,157 @@ class _Client(arxiv.Client):
         self._session = session
         self.session = session
 
+    def results(self, search: arxiv.Search, offset: int = 0) -> Iterator[arxiv.Result]:
+        """The first page only. A batch fits in one page, and arXiv counts
+        the ids it does not know in the feed's total: the package would take
+        the page for a partial one and ask for the next, past the end, which
+        arXiv answers with an empty page the package calls an error."""
+        url = self._format_url(search, offset, self.page_size)
+        return iter(self._parse_feed(url, first_page=True).results)
+
 
 class _Session(requests.Session):
-    """Every request waits for its turn, carries a timeout, and must come
-    back as an Atom feed when it succeeds."""
+    """Every request waits for its turn, carries a timeout for the whole
+    answer, and must come back as an Atom feed when it succeeds."""
 
     def __init__(self, *, timeout: float, interval: float) -> None:
         super().__init__()
         self.timeout = timeout
         self.interval = interval
         self.retry_after: float | None = None
+        # arXiv's own words when its answer is an error entry, else "".
+        self.refusal = ""
+        adapter = _WatchedAdapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
     def request(  # type: ignore[override]
         self, method: str, url: str, *args: Any, **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True  # the body is read by _read_before
+        self.retry_after = None
+        self.refusal = ""
         arxiv_turn_wait(self.interval)
         deadline = time.monotonic() + self.timeout
-        response = super().request(method, url, *args, **kwargs)
-        self.retry_after = _retry_after(response)
-        _read_before(response, deadline)
+        watch = _Watch(self.timeout)
+        token = _current_watch.set(watch)
+        try:
+            response = super().request(method, url, *args, **kwargs)
+            self.retry_after = _retry_after(response)
+            _read_before(response, deadline)
+        except requests.RequestException:
+            if watch.fired:
+                raise _too_long() from None
+            raise
+        finally:
+            watch.stop()
+            _current_watch.reset(token)
+        if watch.fired:
+            raise _too_long()
+        self.refusal = _arxiv_error(response.content)
         if response.status_code == requests.codes.ok:
             _check_feed(response)
+            if self.refusal:
+                raise ArxivBadFeed(f"arXiv answered with an error: {self.refusal}")
         return response
 
 
+def _too_long() -> requests.Timeout:
+    return requests.Timeout("arXiv's answer took too long to arrive")
+
+
+class _Watch:
+    """Cuts the connection of a request still under way when its time is
+    up. The timeout requests applies is to each read of the socket, so a
+    server sending its status line, headers or body a byte at a time would
+    otherwise hold the request open for as long as it likes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._socket = sock
+            if self.fired:
+                self._cut()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._socket = None
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._cut()
+
+    def _cut(self) -> None:
+        if self._socket is None:
+            return
+        with contextlib.suppress(OSError):  # closed already
+            self._socket.shutdown(socket.SHUT_RDWR)
+
+
+_current_watch: ContextVar[_Watch | None] = ContextVar("arxiv_watch", default=None)
+
+
+class _WatchedConnectionMixin:
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # The request has been sent; from here on, the answer is awaited.
+        watch = _current_watch.get()
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(
+    _WatchedConnectionMixin, urllib3.connection.HTTPConnection
+):
+    pass
+
+
+class _WatchedHTTPSConnection(
+    _WatchedConnectionMixin, urllib3.connection.HTTPSConnection
+):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections, direct or through a proxy, let the
+    request's ``_Watch`` cut them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
 def _read_before(response: requests.Response, deadline: float) -> None:
-    """Read the whole body by ``deadline``. The timeout requests applies is
-    to each read, so an answer arriving a little at a time would never end
-    otherwise."""
+    """Read the whole body by ``deadline``, and no more than
+    ``MAX_FEED_BYTES`` of it."""
     body = bytearray()
     # read1 returns what has arrived; iter_content would wait for a whole
     # chunk, one slow read after another, before the deadline is looked at.
@@ -303,7 +449,11 @@ def _read_before(response: requests.Response, deadline: float) -> None:
             while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
                 body += chunk
                 if time.monotonic() > deadline:
-                    raise requests.Timeout("arXiv's answer took too long to arrive")
+                    raise _too_long()
+                if len(body) > MAX_FEED_BYTES:
+                    raise ArxivBadFeed(
+                        f"arXiv's answer is larger than {MAX_FEED_BYTES} bytes"
+                    )
         except urllib3.exceptions.ReadTimeoutError as error:
             raise requests.Timeout(str(error)) from None
         except urllib3.exceptions.HTTPError as error:
@@ -312,8 +462,9 @@ def _read_before(response: requests.Response, deadline: float) -> None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    value = response.headers.get("Retry-After", "").strip()
+    # Seconds only; the date form is rare and a pause of our own serves.
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def _check_feed(response: requests.Response) -> None:
@@ -327,13 +478,28 @@ def _check_feed(response: requests.Response) -> None:
         raise ArxivBadFeed(f"arXiv's answer is not an Atom feed but <{root.tag}>")
 
 
+def _arxiv_error(content: bytes) -> str:
+    """The summary of the error entry arXiv puts in a feed it answers an
+    unusable query with (a 400, mostly), or "" for any other answer."""
+    try:
+        root = ElementTree.fromstring(content)
+    except ElementTree.ParseError:
+        return ""
+    for entry in root.iter(ATOM_ENTRY):
+        if ERROR_ENTRY_MARK in (entry.findtext(ATOM_ID) or ""):
+            summary = " ".join((entry.findtext(ATOM_SUMMARY) or "").split())
+            return summary[:200] or "no reason given"
+    return ""
+
+
 def arxiv_turn_wait(interval: float) -> None:
     """Wait until this process may send the next request to arXiv.
 
     1. Lock the one ``ArxivTurn`` row; every worker of the site, in any
        process, queues on it.
     2. Take the turn at ``next_at`` or now, whichever is later, and move
-       ``next_at`` one interval past it; release the lock.
+       ``next_at`` one interval (and a margin of ``TURN_MARGIN`` of it) past
+       it; release the lock.
     3. Sleep until the turn comes. The lock is not held while sleeping, so
        each waiting worker has its own later turn.
 
@@ -346,10 +512,21 @@ def arxiv_turn_wait(interval: float) -> None:
         turn = ArxivTurn.objects.select_for_update().get(pk=TURN_ROW)
         now = time.time()
         start = max(now, turn.next_at)
-        turn.next_at = start + interval
+        # A turn is when a request may leave, not when it reaches arXiv;
+        # the margin covers a worker that wakes or connects a little late.
+        turn.next_at = start + interval * (1 + TURN_MARGIN)
         turn.save(update_fields=["next_at"])
     if start > now:
         time.sleep(start - now)
+
+
+def arxiv_turn_defer(seconds: float) -> None:
+    """Hold every worker's next turn back until ``seconds`` from now, when
+    arXiv has asked the site to slow down or is down. Turns taken already
+    keep their time."""
+    _turn_row_ensure()
+    until = time.time() + seconds
+    ArxivTurn.objects.filter(pk=TURN_ROW, next_at__lt=until).update(next_at=until)
 
 
 def _turn_row_ensure() -> None:

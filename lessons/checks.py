@@ -1,8 +1,12 @@
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+
+# arXiv's terms of use: no more than one request every three seconds.
+ARXIV_INTERVAL_FLOOR = 3
 
 
 @register()
@@ -29,7 +33,7 @@ def arxiv_settings_check(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     for name in ("ARXIV_TIMEOUT_SECONDS", "ARXIV_BATCH_SIZE"):
-        if getattr(settings, name) <= 0:
+        if not 0 < getattr(settings, name) < math.inf:
             return [Error(f"{name} must be positive.", id="lessons.E001")]
     for name in (
         "ARXIV_RETRIES",
@@ -37,6 +41,20 @@ def arxiv_settings_check(**kwargs: Any) -> list[CheckMessage]:
         "ARXIV_BACKOFF_SECONDS",
         "ARXIV_BACKOFF_MAX_SECONDS",
     ):
-        if getattr(settings, name) < 0:
+        if not 0 <= getattr(settings, name) < math.inf:
             return [Error(f"{name} must be 0 or more.", id="lessons.E001")]
+    interval = settings.ARXIV_REQUEST_INTERVAL_SECONDS
+    arxiv_itself = parts.hostname == "arxiv.org" or parts.hostname.endswith(
+        ".arxiv.org"
+    )
+    if arxiv_itself and interval < ARXIV_INTERVAL_FLOOR:
+        # Shorter intervals are for local stand-ins, such as the tests'.
+        return [
+            Error(
+                f"ARXIV_REQUEST_INTERVAL_SECONDS must be at least "
+                f"{ARXIV_INTERVAL_FLOOR} when asking arXiv itself, which allows "
+                f"one request every three seconds (got {interval}).",
+                id="lessons.E001",
+            )
+        ]
     return []

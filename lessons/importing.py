@@ -11,7 +11,7 @@ Two formats are read:
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -215,6 +215,7 @@ def parse_lesson_file(path: Path, text: str) -> LessonDraft:
                 f"{tag!r} is a flag, not a tag: set '{FLAG_TAGS[tag]}: true' instead",
             )
         check_tag(tag, path=path, line=line_of(tag))
+    check_one_citation_per_paper(tags, path=path, line_of=line_of)
 
     created = meta.get("created")
     if created is not None:
@@ -552,6 +553,25 @@ def check_topic(topic: str, *, path: Path, line: int) -> None:
             f"topic {topic!r} is not lowercase words and hyphens joined by '/', "
             "such as 'security/ci-cd'",
         )
+
+
+def check_one_citation_per_paper(
+    tags: list[str], *, path: Path, line_of: Callable[[str], int]
+) -> None:
+    """A lesson cites a paper once, at one version."""
+    named: dict[str, str] = {}
+    for tag in tags:
+        if not tag.startswith("arxiv:"):
+            continue
+        base, _version = split_arxiv_id(tag[len("arxiv:") :])
+        if base in named:
+            raise ImportProblem(
+                path,
+                line_of(tag),
+                f"{named[base]!r} and {tag!r} name the same paper; "
+                "a lesson cites a paper once, at one version",
+            )
+        named[base] = tag
 
 
 def check_tag(tag: str, *, path: Path, line: int) -> None:

@@ -25,10 +25,13 @@ FLAG_TAGS = {"x402_gated": "gated"}
 
 TOPIC_PATH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 
-# New-style ids (0704.0001 onwards) and old-style ids (hep-th/9901001), each
-# with an optional version suffix.
-ARXIV_ID_PATTERN = r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]{0,19}(?:\.[A-Z]{2})?/\d{7})"
-ARXIV_ID_RE = re.compile(rf"^(?P<base>{ARXIV_ID_PATTERN})(?:v(?P<version>\d{{1,4}}))?$")
+# New-style ids (0704.0001 onwards) and old-style ids (hep-th/9901001, or
+# math.GT/0309136 with a subject class), each with an optional version suffix.
+# ASCII digits only: \d would take other scripts' digits, which arXiv refuses.
+ARXIV_ID_PATTERN = r"(?:[0-9]{4}\.[0-9]{4,5}|[a-z][a-z-]{0,19}(?:\.[A-Z]{2})?/[0-9]{7})"
+ARXIV_ID_RE = re.compile(
+    rf"^(?P<base>{ARXIV_ID_PATTERN})(?:v(?P<version>[0-9]{{1,4}}))?$"
+)
 # The archives old-style ids were issued under, until March 2007. arXiv
 # refuses ids it deems malformed for the whole batch they come in.
 OLD_STYLE_ARCHIVES = frozenset((
@@ -41,11 +44,18 @@ OLD_STYLE_ARCHIVES = frozenset((
 
 
 def split_arxiv_id(value: str) -> tuple[str, int | None]:
-    """Split ``2506.06478v2`` into ``("2506.06478", 2)``; refuse a bad id."""
+    """Split ``2506.06478v2`` into ``("2506.06478", 2)``; refuse a bad id.
+    The subject class of an old-style id is dropped, as arXiv does:
+    ``math.GT/0309136`` is the paper arXiv lists as ``math/0309136``."""
     match = ARXIV_ID_RE.fullmatch(value)
     if match is None:
-        raise ValidationError(f"{value!r} is not an arXiv identifier.")
+        # An address or a tag of any length may land here; say enough of it.
+        shown = value if len(value) <= 60 else f"{value[:60]}…"
+        raise ValidationError(f"{shown!r} is not an arXiv identifier.")
     base, version = match.group("base"), match.group("version")
+    if "/" in base:
+        archive, number = base.split("/")
+        base = f"{archive.split('.')[0]}/{number}"
     problem = _arxiv_id_problem(base)
     if problem is None and version is not None and int(version) == 0:
         problem = "versions count from 1"
@@ -60,9 +70,9 @@ def _arxiv_id_problem(base: str) -> str | None:
     old-style ids ran from August 1991 to March 2007."""
     if "/" in base:
         archive, number = base.split("/")
-        if archive.split(".")[0] not in OLD_STYLE_ARCHIVES:
-            return f"there is no archive {archive.split('.')[0]!r}"
-        stamp = number[:4]
+        if archive not in OLD_STYLE_ARCHIVES:
+            return f"there is no archive {archive!r}"
+        stamp, number = number[:4], number[4:]
         year, month = int(stamp[:2]), int(stamp[2:])
         full_year = 1900 + year if year >= 91 else 2000 + year
         earliest, latest = (1991, 8), (2007, 3)
@@ -71,14 +81,17 @@ def _arxiv_id_problem(base: str) -> str | None:
         year, month = int(stamp[:2]), int(stamp[2:])
         full_year = 2000 + year
         earliest, latest = (2007, 4), (2099, 12)
-        digits = 5 if full_year >= 2015 else 4
-        if len(number) != digits:
-            return f"ids of {stamp} have {digits}-digit numbers"
     if not 1 <= month <= 12:
         return f"there is no month {month:02d}"
     if not earliest <= (full_year, month) <= latest:
         style = "old-style" if "/" in base else "new-style"
         return f"no {style} ids are dated {stamp}"
+    if "/" not in base:
+        digits = 5 if full_year >= 2015 else 4
+        if len(number) != digits:
+            return f"ids of {stamp} have {digits}-digit numbers"
+    if int(number) == 0:
+        return "papers are numbered from 1"
     return None
 
 
@@ -179,6 +192,10 @@ class Tag(models.Model):
         return None
 
 
+# What a paper's refresh_error says when arXiv did not know its id.
+PAPER_UNKNOWN_TO_ARXIV = "arXiv does not know this id."
+
+
 class Paper(models.Model):
     """An arXiv paper. ``version`` is the newest version known to the site;
     the metadata is that version's. ``versions`` keeps the title and date of
@@ -217,11 +234,21 @@ class Paper(models.Model):
         return reverse("lessons:paper", kwargs={"arxiv_id": self.arxiv_id})
 
     def clean(self) -> None:
-        _base, version = split_arxiv_id(self.arxiv_id)
+        base, version = split_arxiv_id(self.arxiv_id)
         if version is not None:
             raise ValidationError(
                 {"arxiv_id": "Store the base id; the version goes in its own field."}
             )
+        if base != self.arxiv_id:
+            raise ValidationError(
+                {"arxiv_id": f"Store the id as arXiv lists it: {base}."}
+            )
+
+    @property
+    def unknown_to_arxiv(self) -> bool:
+        """arXiv did not know the paper at the last refresh, as opposed to
+        the refresh failing for a while (arXiv down, a bad answer)."""
+        return self.refresh_error == PAPER_UNKNOWN_TO_ARXIV
 
     @property
     def refresh_problem(self) -> str:

@@ -204,8 +204,9 @@ def paper_citations(*, paper: Paper) -> QuerySet[Citation]:
 
 def citations_needing_attention(*, author: Any | None) -> list[Citation]:
     """Citations of a paper since revised, withdrawn, or that arXiv did not
-    know at the last refresh (the paper, or the version cited); of ``author``'s lessons, or of every lesson
-    when ``author`` is None. Most urgent first: withdrawn, then by paper."""
+    know at the last refresh (the paper, or the version cited); of
+    ``author``'s lessons, or of every lesson when ``author`` is None. Most
+    urgent first: withdrawn, then by paper."""
     citations = Citation.objects.select_related("lesson", "paper").defer(
         "lesson__body", "lesson__body_html"
     )
@@ -217,6 +218,7 @@ def citations_needing_attention(*, author: Any | None) -> list[Citation]:
         if citation.paper.withdrawn
         or citation.newer_version
         or citation.missing_version
-        or citation.paper.refresh_error
+        # A refresh that failed while arXiv was down changed nothing cited.
+        or citation.paper.unknown_to_arxiv
     ]
     return sorted(flagged, key=lambda citation: not citation.paper.withdrawn)

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from lessons.arxiv_client import (
     ArxivId,
+    ArxivIdError,
     ArxivUnavailable,
     FetchResult,
     PaperRecord,
@@ -25,6 +26,7 @@ from lessons.arxiv_client import (
 from lessons.graph import describe_cycle, prerequisite_cycle
 from lessons.importing import ImportProblem, LessonDraft
 from lessons.models import (
+    PAPER_UNKNOWN_TO_ARXIV,
     Citation,
     Edge,
     Lesson,
@@ -196,6 +198,12 @@ def lesson_citations_sync(*, lesson: Lesson) -> None:
 
 
 def _write_citations(lesson: Lesson, cited: list[tuple[str, int | None]]) -> None:
+    # A lesson cites a paper once. The admin and the importer refuse two
+    # tags naming one paper; should any reach here, the first one counts.
+    first: dict[str, int | None] = {}
+    for arxiv_id, version in cited:
+        first.setdefault(arxiv_id, version)
+    cited = list(first.items())
     current = [
         (c.paper.arxiv_id, c.version) for c in lesson.citations.select_related("paper")
     ]
@@ -352,9 +360,15 @@ def lesson_rerender(*, lesson_id: int) -> bool:
 # Papers ---------------------------------------------------------------------
 
 # arXiv has no withdrawn flag: a withdrawal is a new version whose comment
-# or abstract says so.
+# says so, or whose abstract is replaced by a sentence that opens with it.
+# An abstract may well speak of other work withdrawn.
 WITHDRAWN_RE = re.compile(
     r"\b(?:has|have|was|been) (?:been )?withdrawn\b|^\s*withdrawn\b", re.IGNORECASE
+)
+WITHDRAWN_ABSTRACT_RE = re.compile(
+    r"^\W*(?:(?:this|the) (?:paper|article|submission|manuscript|preprint|work)"
+    r" (?:has been |is |was )?)?withdrawn\b",
+    re.IGNORECASE,
 )
 
 
@@ -375,25 +389,34 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
     the site has when arXiv cannot be asked.
 
     1. Check every id; ``ArxivIdError`` before any request if one is bad.
-       Without ids, every paper the site holds.
+       Without ids, every paper the site holds, leaving out (and marking)
+       any held under an id that is no longer valid.
     2. Fetch the newest version of each paper.
     3. Fetch the older versions asked for, and those lessons cite, whose
-       title and date the site has not seen yet.
+       title and date the site has not seen yet. A version past the newest
+       is not asked for: arXiv cannot have it.
     4. Store each paper found. Mark each paper arXiv did not know or could
        not be asked about with the time and the reason.
     """
+    refused: dict[str, str] = {}
     if arxiv_ids is None:
-        asked = [
-            ArxivId(base) for base in Paper.objects.values_list("arxiv_id", flat=True)
-        ]
+        asked = []
+        for stored in Paper.objects.values_list("arxiv_id", flat=True):
+            problem = _stored_id_problem(stored)
+            if problem:
+                refused[stored] = problem
+            else:
+                asked.append(ArxivId(stored))
     else:
         asked = [arxiv_id_parse(value) for value in arxiv_ids]
     bases = list(dict.fromkeys(ArxivId(arxiv_id.base) for arxiv_id in asked))
     newest = papers_fetch(bases)
-    older = papers_fetch(_older_versions_wanted(asked, newest))
+    older_wanted, beyond = _older_versions_wanted(asked, newest)
+    older = papers_fetch(older_wanted)
 
     report = PapersRefresh()
     fetched = timezone.now()
+    unstored: dict[str, str] = {}
     for base in bases:
         record = newest.found.get(base)
         if record is None:
@@ -403,20 +426,34 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
             for arxiv_id, found in older.found.items()
             if arxiv_id.base == base.base
         ]
-        outcome = paper_refresh_store(record=record, older=versions, fetched=fetched)
+        try:
+            outcome = paper_refresh_store(
+                record=record, older=versions, fetched=fetched
+            )
+        except ValidationError as misfit:
+            # One paper whose details do not fit stops no other.
+            logger.warning("arXiv's details of %s do not fit: %s", base, misfit)
+            unstored[base.base] = (
+                f"arXiv's details do not fit: {' '.join(misfit.messages)}"
+            )
+            continue
         if outcome == Outcome.UNCHANGED:
             report.unchanged.append(base.base)
         else:
             report.updated.append(base.base)
-    for arxiv_id in [*newest.unknown, *older.unknown]:
+    for arxiv_id in [*newest.unknown, *beyond, *older.unknown]:
         report.unknown.append(str(arxiv_id))
+    report.failed.update(refused)
+    report.failed.update(unstored)
     for arxiv_id, error in [*newest.failed.items(), *older.failed.items()]:
         report.failed[str(arxiv_id)] = str(error)
         if isinstance(error, ArxivUnavailable):
             report.unavailable.append(str(arxiv_id))
 
-    problems = {str(i): "arXiv does not know this id." for i in newest.unknown}
+    problems = {str(i): PAPER_UNKNOWN_TO_ARXIV for i in newest.unknown}
     problems.update({str(i): str(e) for i, e in newest.failed.items()})
+    problems.update(refused)
+    problems.update(unstored)
     paper_refresh_failed(problems=problems, when=fetched)
     logger.info(
         "Papers refreshed: %d updated, %d unchanged, %d unknown, %d failed",
@@ -428,10 +465,37 @@ def papers_refresh(*, arxiv_ids: Sequence[str] | None = None) -> PapersRefresh:
     return report
 
 
-def _older_versions_wanted(asked: list[ArxivId], newest: FetchResult) -> list[ArxivId]:
-    """Versions asked for or cited, older than the newest, not yet seen."""
+def _stored_id_problem(stored: str) -> str:
+    """Why a paper held under ``stored`` cannot be asked about, or "". A row
+    written before the rules of ids were what they are now must not make
+    arXiv refuse the whole batch it would travel in."""
+    try:
+        arxiv_id = arxiv_id_parse(stored)
+    except ArxivIdError as error:
+        return str(error)
+    if str(arxiv_id) != stored:
+        return f"Held as {stored!r}, an id arXiv lists as {arxiv_id}."
+    return ""
+
+
+def _older_versions_wanted(
+    asked: list[ArxivId], newest: FetchResult
+) -> tuple[list[ArxivId], list[ArxivId]]:
+    """Versions asked for or cited, older than the newest, not yet seen; and
+    the versions asked for past the newest, which arXiv cannot have. A cited
+    version past the newest costs no request: its citation is marked."""
     found = {arxiv_id.base: record for arxiv_id, record in newest.found.items()}
     wanted = {arxiv_id for arxiv_id in asked if arxiv_id.version is not None}
+    beyond = sorted(
+        (
+            arxiv_id
+            for arxiv_id in wanted
+            if arxiv_id.base in found
+            and arxiv_id.version is not None
+            and arxiv_id.version > found[arxiv_id.base].version
+        ),
+        key=str,
+    )
     citations = Citation.objects.filter(paper__arxiv_id__in=found).select_related(
         "paper"
     )
@@ -439,15 +503,17 @@ def _older_versions_wanted(asked: list[ArxivId], newest: FetchResult) -> list[Ar
         version = citation.cited_version
         if version is not None and str(version) not in citation.paper.versions:
             wanted.add(ArxivId(citation.paper.arxiv_id, version))
-    return sorted(
+    older = sorted(
         (
             arxiv_id
             for arxiv_id in wanted
             if arxiv_id.base in found
-            and arxiv_id.version != found[arxiv_id.base].version
+            and arxiv_id.version is not None
+            and arxiv_id.version < found[arxiv_id.base].version
         ),
         key=str,
     )
+    return older, beyond
 
 
 def paper_refresh_store(
@@ -457,9 +523,10 @@ def paper_refresh_store(
     title and date of any older versions fetched with it. Citations without
     a version record the newest version they are seen with."""
     with transaction.atomic():
-        paper = Paper.objects.select_for_update().filter(arxiv_id=record.base).first()
-        created = paper is None
-        paper = paper or Paper(arxiv_id=record.base)
+        # Made first, then locked: two refreshes meeting a paper new to the
+        # site both end up storing it, one after the other.
+        _made, created = Paper.objects.get_or_create(arxiv_id=record.base)
+        paper = Paper.objects.select_for_update().get(arxiv_id=record.base)
         metadata = {
             "version": record.version,
             "title": record.title,
@@ -474,7 +541,7 @@ def paper_refresh_store(
             "doi": record.doi,
             "withdrawn": bool(
                 WITHDRAWN_RE.search(record.comment)
-                or WITHDRAWN_RE.search(record.abstract)
+                or WITHDRAWN_ABSTRACT_RE.search(record.abstract)
             ),
         }
         changed = created or any(

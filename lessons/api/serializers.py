@@ -12,19 +12,31 @@ class PaperSerializer(serializers.ModelSerializer[Paper]):
         fields = [
             "arxiv_id", "version", "title", "authors", "abstract", "published",
             "updated", "primary_category", "categories", "doi", "abs_url", "pdf_url",
-            "fetched",
+            "fetched", "withdrawn", "refresh_failed", "refresh_error",
         ]  # fmt: skip
 
 
 class CitationSerializer(serializers.ModelSerializer[Citation]):
+    """``cited_version`` is the version the lesson names, null when it names
+    none; ``version_seen`` is then the newest version when the site first
+    saw the citation. ``newer_version`` and ``missing_version`` are what the
+    lesson page warns of."""
+
     arxiv_id = serializers.CharField(source="paper.arxiv_id")
     title = serializers.CharField(source="paper.title")
     cited_version = serializers.IntegerField(source="version", allow_null=True)
+    version_seen = serializers.IntegerField(allow_null=True, read_only=True)
+    newer_version = serializers.IntegerField(allow_null=True, read_only=True)
+    missing_version = serializers.IntegerField(allow_null=True, read_only=True)
+    withdrawn = serializers.BooleanField(source="paper.withdrawn", read_only=True)
     abs_url = serializers.CharField(source="paper.abs_url")
 
     class Meta:
         model = Citation
-        fields = ["arxiv_id", "cited_version", "title", "abs_url"]
+        fields = [
+            "arxiv_id", "cited_version", "version_seen", "newer_version",
+            "missing_version", "withdrawn", "title", "abs_url",
+        ]  # fmt: skip
 
 
 class PricedLessonSerializer(serializers.ModelSerializer[Lesson]):

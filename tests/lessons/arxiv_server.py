@@ -1,11 +1,13 @@
 """A local stand-in for the arXiv API on 127.0.0.1.
 
-It answers ``GET /api/query?id_list=...`` the way arXiv does: an Atom feed
-with one entry per id it knows (the newest version for an id without one, the
-version asked for otherwise), nothing at all for ids it does not know, and a
+It answers ``GET /api/query?id_list=...&start=...&max_results=...`` the way
+arXiv does: an Atom feed with one entry per id it knows (the newest version
+for an id without one, the version asked for otherwise), nothing at all for
+ids it does not know, though its ``totalResults`` counts every id asked, and a
 400 with an error entry for ids of the wrong shape. Tests can queue other
-answers (a 429, a 503, a page that is not XML), make it hang or answer one
-byte at a time, and read the requests it saw with their arrival times.
+answers (a 429, a 503, a page that is not XML), make it hang, answer one byte
+at a time (the body, or everything from the status line on), and read the
+requests it saw with their arrival times.
 """
 
 import re
@@ -64,6 +66,8 @@ class ArxivServer:
         # A pause before each byte of the body: an answer that never stalls
         # long enough for a read timeout, yet takes long to finish.
         self.trickle_seconds = 0.0
+        # The same from the status line on, headers included.
+        self.trickle_all_seconds = 0.0
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
@@ -85,7 +89,7 @@ class ArxivServer:
         self._http.server_close()
         self._thread.join(timeout=5)
 
-    def answer(self, ids: list[str]) -> Answer:
+    def answer(self, ids: list[str], start: int = 0, size: int = 10) -> Answer:
         with self._lock:
             if self.queued:
                 return self.queued.pop(0)
@@ -98,11 +102,14 @@ class ArxivServer:
         for arxiv_id in ids:
             match = ID_SHAPE.match(arxiv_id)
             assert match is not None
-            versions = self.papers.get(match["base"], [])
+            # arXiv lists an old-style paper without its subject class.
+            base = re.sub(r"^([a-z-]+)\.[A-Z]{2}/", r"\1/", match["base"])
+            versions = self.papers.get(base, [])
             number = int(match["version"] or len(versions))
             if 1 <= number <= len(versions):
-                entries.append(entry(match["base"], number, versions))
-        return Answer(200, feed(entries))
+                entries.append(entry(base, number, versions))
+        # arXiv counts the ids it does not know in the total all the same.
+        return Answer(200, feed(entries[start : start + size], total=len(ids)))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -112,6 +119,8 @@ class ArxivServer:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 ids = [i for i in query.get("id_list", [""])[0].split(",") if i]
+                start = int(query.get("start", ["0"])[0])
+                size = int(query.get("max_results", ["10"])[0])
                 with server._lock:
                     server.requests.append(Seen(at=time.time(), ids=ids))
                 if server.hang_seconds:
@@ -119,7 +128,10 @@ class ArxivServer:
                 if parts.path != "/api/query":
                     answer = Answer(404, b"not found", "text/plain")
                 else:
-                    answer = server.answer(ids)
+                    answer = server.answer(ids, start, size)
+                if server.trickle_all_seconds:
+                    self.trickle_everything(answer)
+                    return
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
@@ -128,10 +140,27 @@ class ArxivServer:
                 self.end_headers()
                 if not server.trickle_seconds:
                     self.wfile.write(answer.body)
-                for byte in answer.body if server.trickle_seconds else b"":
-                    time.sleep(server.trickle_seconds)
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
+                try:
+                    for byte in answer.body if server.trickle_seconds else b"":
+                        time.sleep(server.trickle_seconds)
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up
+
+            def trickle_everything(self, answer: Answer) -> None:
+                head = (
+                    f"HTTP/1.1 {answer.status} Answer\r\n"
+                    f"Content-Type: {answer.content_type}\r\n"
+                    f"Content-Length: {len(answer.body)}\r\n\r\n"
+                ).encode()
+                try:
+                    for byte in head + answer.body:
+                        time.sleep(server.trickle_all_seconds)
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -139,12 +168,13 @@ class ArxivServer:
         return Handler
 
 
-def feed(entries: list[ElementTree.Element]) -> bytes:
+def feed(entries: list[ElementTree.Element], total: int | None = None) -> bytes:
     root = ElementTree.Element(f"{{{ATOM}}}feed")
     ElementTree.SubElement(root, f"{{{ATOM}}}title").text = "arXiv Query"
     ElementTree.SubElement(root, f"{{{ATOM}}}id").text = "https://arxiv.org/api/query"
     ElementTree.SubElement(root, f"{{{ATOM}}}updated").text = now()
-    for name, value in (("totalResults", len(entries)), ("startIndex", 0)):
+    total = len(entries) if total is None else total
+    for name, value in (("totalResults", total), ("startIndex", 0)):
         ElementTree.SubElement(root, f"{{{OPENSEARCH}}}{name}").text = str(value)
     ElementTree.SubElement(root, f"{{{OPENSEARCH}}}itemsPerPage").text = str(
         len(entries)

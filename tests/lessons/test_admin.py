@@ -77,6 +77,27 @@ def test_arxiv_tags_added_in_the_admin_become_citations(client, staff):
     ) == [("2506.06478", 1)]
 
 
+def test_admin_refuses_two_arxiv_tags_naming_one_paper(client, staff):
+    lesson = LessonFactory()
+    first = Tag.objects.create(name="arxiv:math.GT/0309136v1")
+    second = Tag.objects.create(name="arxiv:math/0309136v2")
+    form = {
+        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
+        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
+        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
+        "lesson_tags-TOTAL_FORMS": 2, "lesson_tags-INITIAL_FORMS": 0,
+        "lesson_tags-0-tag": first.pk, "lesson_tags-0-position": 0,
+        "lesson_tags-1-tag": second.pk, "lesson_tags-1-position": 1,
+        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
+    }  # fmt: skip
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.OK
+    assert "name the same paper, arXiv:math/0309136" in response.content.decode()
+    assert not lesson.lesson_tags.exists() and not lesson.citations.exists()
+
+
 def test_admin_explains_a_zero_price(client, staff):
     lesson = LessonFactory()
 

@@ -5,6 +5,7 @@ import time
 import pytest
 from django.core.checks import run_checks
 
+from lessons import arxiv_client
 from lessons.arxiv_client import (
     ArxivBadFeed,
     ArxivId,
@@ -14,7 +15,7 @@ from lessons.arxiv_client import (
     arxiv_id_parse,
     papers_fetch,
 )
-from tests.lessons.arxiv_server import Answer, Version, error_feed
+from tests.lessons.arxiv_server import Answer, Version, entry, error_feed, feed
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,17 @@ def test_a_title_changed_between_versions_comes_back_per_version(server):
     assert len(server.requests) == 1
 
 
+def test_an_unknown_id_beside_known_ones_costs_no_further_request(server):
+    # arXiv counts the unknown id in the feed's total, as if a second page
+    # held it.
+    result = papers_fetch(["2506.06478", "2507.99999"])
+
+    assert len(server.requests) == 1
+    assert list(result.found) == [ArxivId("2506.06478")]
+    assert result.unknown == [ArxivId("2507.99999")]
+    assert result.failed == {}
+
+
 def test_an_unknown_id_is_reported_not_dropped(server):
     result = papers_fetch(["2506.06478", "2501.00001", "2506.06478v7"])
 
@@ -96,6 +108,10 @@ def test_an_unknown_id_is_reported_not_dropped(server):
         "foo/9901001",  # no such archive
         "hep/9901001",
         "2506.06478v0",
+        "2511.00000",  # papers are numbered from 1
+        "hep-th/9901000",
+        "\uff12\uff15\uff10\uff16.06478",  # full-width digits
+        "2506.06478v\u0662",  # an Arabic-Indic two
         "../../etc/passwd",
         "2506.06478,2511.05720",
         "",
@@ -110,7 +126,30 @@ def test_a_malformed_id_is_refused_before_any_request(server, value):
 
 def test_old_style_ids_keep_base_and_version_apart():
     assert arxiv_id_parse("hep-th/9901001v2") == ArxivId("hep-th/9901001", 2)
-    assert arxiv_id_parse("math.GT/0309136") == ArxivId("math.GT/0309136")
+
+
+@pytest.mark.parametrize("value", ["arXiv:2506.06478v2", " arxiv:2506.06478v2 "])
+def test_an_id_as_arxiv_prints_it_is_taken(value):
+    assert arxiv_id_parse(value) == ArxivId("2506.06478", 2)
+
+
+def test_an_old_style_id_loses_its_subject_class_as_on_arxiv():
+    assert arxiv_id_parse("math.GT/0309136v1") == ArxivId("math/0309136", 1)
+
+
+def test_an_old_style_id_with_a_subject_class_is_fetched(server):
+    server.add("math/0309136", Version(title="Knots", date="2003-09-09T00:00:00Z"))
+
+    result = papers_fetch(["math.GT/0309136"])
+
+    assert [seen.ids for seen in server.requests] == [["math/0309136"]]
+    assert result.found[ArxivId("math/0309136")].title == "Knots"
+    assert result.unknown == []
+
+
+def test_a_malformed_id_names_its_month_before_its_digits():
+    with pytest.raises(ArxivIdError, match="there is no month 34"):
+        arxiv_id_parse("1234.56789")
 
 
 @pytest.mark.parametrize(
@@ -137,6 +176,15 @@ def test_a_retry_after_header_sets_the_pause(server, settings):
 
     assert time.monotonic() - started >= 1
     assert len(server.requests) == 2
+
+
+def test_a_retry_after_that_is_not_a_number_of_seconds_is_ignored(server):
+    server.queued = [Answer(429, b"", "text/plain", {"Retry-After": "\u00b2"})]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 2
+    assert result.found[ArxivId("2506.06478")].title == SECOND.title
 
 
 def test_503_until_the_retries_run_out_fails_the_batch(server, settings):
@@ -172,6 +220,27 @@ def test_a_bad_request_is_not_retried(server):
     assert isinstance(error, ArxivRefused) and error.status == 400
 
 
+def test_arxivs_reason_for_refusing_is_reported(server):
+    server.queued = [Answer(400, error_feed("2506.06478"))]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert str(result.failed[ArxivId("2506.06478")]) == (
+        "arXiv refused the request with HTTP 400: incorrect id format for 2506.06478"
+    )
+
+
+def test_an_error_entry_answered_with_200_is_not_taken_for_unknown_ids(server):
+    server.queued = [Answer(200, error_feed("2506.06478"))]
+
+    result = papers_fetch(["2506.06478"])
+
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivBadFeed)
+    assert "incorrect id format for 2506.06478" in str(error)
+    assert result.unknown == [] and result.found == {}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -191,6 +260,30 @@ def test_a_feed_that_is_not_xml_is_reported(server, body):
     assert result.found == {} and result.unknown == []
 
 
+def test_a_feed_with_an_entry_whose_date_is_not_a_date_is_reported(server):
+    body = feed([entry("2506.06478", 1, [FIRST])]).replace(
+        FIRST.date.encode(), b"the sixth of June"
+    )
+    server.queued = [Answer(200, body)]
+
+    result = papers_fetch(["2506.06478", "2511.05720"])
+
+    assert len(server.requests) == 1
+    assert set(result.failed) == {ArxivId("2506.06478"), ArxivId("2511.05720")}
+    assert all(isinstance(e, ArxivBadFeed) for e in result.failed.values())
+
+
+def test_an_answer_far_larger_than_a_feed_is_refused(server, monkeypatch):
+    monkeypatch.setattr(arxiv_client, "MAX_FEED_BYTES", 100 * 1024)
+    server.queued = [Answer(200, b"<feed>" + b" " * 200 * 1024 + b"</feed>")]
+
+    result = papers_fetch(["2506.06478"])
+
+    assert len(server.requests) == 1
+    error = result.failed[ArxivId("2506.06478")]
+    assert isinstance(error, ArxivBadFeed) and "larger than" in str(error)
+
+
 def test_a_server_that_does_not_answer_times_out(server, settings):
     settings.ARXIV_TIMEOUT_SECONDS = 0.3
     settings.ARXIV_RETRIES = 1
@@ -208,6 +301,18 @@ def test_an_answer_that_trickles_in_times_out_as_a_whole(server, settings):
     settings.ARXIV_TIMEOUT_SECONDS = 0.5
     settings.ARXIV_RETRIES = 0
     server.trickle_seconds = 0.003  # over 3 s for the whole feed
+
+    started = time.monotonic()
+    result = papers_fetch(["2506.06478"])
+
+    assert time.monotonic() - started < 2
+    assert isinstance(result.failed[ArxivId("2506.06478")], ArxivUnavailable)
+
+
+def test_an_answer_trickling_in_from_its_status_line_times_out(server, settings):
+    settings.ARXIV_TIMEOUT_SECONDS = 0.5
+    settings.ARXIV_RETRIES = 0
+    server.trickle_all_seconds = 0.05  # each byte well within a read timeout
 
     started = time.monotonic()
     result = papers_fetch(["2506.06478"])
@@ -253,3 +358,32 @@ def test_a_negative_arxiv_setting_stops_the_site(settings, name):
     errors = [message for message in run_checks() if message.id == "lessons.E001"]
 
     assert [error.msg for error in errors] == [f"{name} must be 0 or more."]
+
+
+def test_asking_arxiv_itself_more_often_than_every_three_seconds_stops_the_site(
+    settings,
+):
+    settings.ARXIV_API_URL = "https://export.arxiv.org/api/query"
+    settings.ARXIV_REQUEST_INTERVAL_SECONDS = 1
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert len(errors) == 1
+    assert "at least 3 when asking arXiv itself" in errors[0].msg
+
+
+def test_a_local_stand_in_for_arxiv_may_be_asked_more_often(settings):
+    settings.ARXIV_API_URL = "http://127.0.0.1:8999/api/query"
+    settings.ARXIV_REQUEST_INTERVAL_SECONDS = 0.05
+
+    assert [m for m in run_checks() if m.id == "lessons.E001"] == []
+
+
+def test_an_endless_arxiv_timeout_stops_the_site(settings):
+    settings.ARXIV_TIMEOUT_SECONDS = float("inf")
+
+    errors = [message for message in run_checks() if message.id == "lessons.E001"]
+
+    assert [error.msg for error in errors] == [
+        "ARXIV_TIMEOUT_SECONDS must be positive."
+    ]

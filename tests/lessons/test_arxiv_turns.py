@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from lessons.arxiv_client import papers_fetch
-from tests.lessons.arxiv_server import Version
+from tests.lessons.arxiv_server import Answer, Version
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = Version(title="A paper", date="2025-06-06T19:06:59Z")
@@ -98,5 +99,33 @@ def test_two_workers_at_the_real_interval_are_three_seconds_apart(
         thread.join(timeout=30)
 
     assert len(server.requests) == 2
-    assert gaps(server)[0] >= 2.95
+    assert gaps(server)[0] >= 3
+    assert sum(len(result.found) for result in results) == 2
+
+
+def test_a_pause_arxiv_asks_of_one_worker_holds_back_the_others(
+    server, transactional_db
+):
+    server.queued = [Answer(429, b"Rate exceeded.", "text/plain", {"Retry-After": "1"})]
+    results = []
+
+    def worker(arxiv_id: str) -> None:
+        try:
+            results.append(papers_fetch([arxiv_id]))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=worker, args=(IDS[0],))
+    first.start()
+    while not server.requests:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the first worker has had its 429 and is pausing
+    second = threading.Thread(target=worker, args=(IDS[1],))
+    second.start()
+    for thread in (first, second):
+        thread.join(timeout=30)
+
+    refused_at = server.requests[0].at
+    assert len(server.requests) == 3
+    assert all(seen.at - refused_at >= 1 for seen in server.requests[1:])
     assert sum(len(result.found) for result in results) == 2

@@ -169,6 +169,11 @@ def test_prerequisite_cycle_is_refused_naming_the_cycle(tmp_path):
         ("colour: blue", 7, "unknown key 'colour'"),
         ("tags: [x402_gated]", 7, "'x402_gated' is a flag, not a tag"),
         ('tags: ["arxiv:not-an-id"]', 7, "does not hold a valid arXiv id"),
+        (
+            'tags: ["arxiv:2506.06478v1", "arxiv:2506.06478v2"]',
+            7,
+            "name the same paper; a lesson cites a paper once",
+        ),
         ("gated: true", 7, "a gated lesson needs a price"),
         ("edges: [{kind: needs, to: x}]", 7, "edge kind 'needs' is not one of"),
         (

@@ -84,7 +84,7 @@ def test_gated_lesson_without_price_is_refused():
         ("2506.06478v3", ("2506.06478", 3)),
         ("0704.0001", ("0704.0001", None)),
         ("hep-th/9901001", ("hep-th/9901001", None)),
-        ("math.GT/0309136v2", ("math.GT/0309136", 2)),
+        ("math.GT/0309136v2", ("math/0309136", 2)),  # as arXiv lists it
     ],
 )
 def test_arxiv_ids_split_into_base_and_version(value, expected):

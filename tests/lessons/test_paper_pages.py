@@ -9,8 +9,8 @@ from celery.contrib.testing.worker import start_worker
 
 from accounts.models import User
 from config.celery import app
-from lessons.models import Citation, Paper
-from lessons.services import papers_refresh
+from lessons.models import Citation, LessonTag, Paper, Tag
+from lessons.services import lesson_citations_sync, papers_refresh
 from tests.lessons.arxiv_server import Answer, Version
 from tests.lessons.factories import EdgeFactory, LessonFactory
 
@@ -185,6 +185,9 @@ def test_bundled_details_say_they_were_not_fetched(client):
         ("2513.00001", "there is no month 13"),
         ("hep-th/0801001", "no old-style ids are dated 0801"),
         ("not-an-id", "is not an arXiv identifier"),
+        ("1234.56789", "there is no month 34"),
+        ("\uff12\uff15\uff10\uff16.06478", "is not an arXiv identifier"),
+        ("2511.00000", "papers are numbered from 1"),
     ],
 )
 def test_a_malformed_paper_address_is_404_with_the_reason(client, address, reason):
@@ -192,6 +195,16 @@ def test_a_malformed_paper_address_is_404_with_the_reason(client, address, reaso
 
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert reason in response.content.decode()
+
+
+def test_a_very_long_paper_address_is_404_naming_only_its_start(client):
+    response = client.get(f"/papers/{'9' * 5000}/")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert f"&#x27;{'9' * 60}…&#x27; is not an arXiv identifier" in (
+        response.content.decode()
+    )
+    assert f"{'9' * 61}&#x27; is not" not in response.content.decode()
 
 
 def test_a_paper_the_site_does_not_hold_is_404(client):
@@ -209,6 +222,20 @@ def test_a_versioned_address_leads_to_the_paper(client):
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"] == "/papers/hep-th/9901001/"
     assert client.get(response["Location"]).status_code == HTTPStatus.OK
+
+
+def test_a_subject_class_in_a_lesson_tag_cites_the_paper_as_arxiv_lists_it(client):
+    lesson = LessonFactory()
+    tag = Tag.objects.create(name="arxiv:math.GT/0309136v2")
+    LessonTag.objects.create(lesson=lesson, tag=tag)
+
+    lesson_citations_sync(lesson=lesson)
+    response = client.get("/papers/math.GT/0309136/")
+
+    citation = lesson.citations.get()
+    assert (citation.paper.arxiv_id, citation.version) == ("math/0309136", 2)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/papers/math/0309136/"
 
 
 # The citations report -------------------------------------------------------
@@ -241,6 +268,42 @@ def test_staff_see_every_lesson_to_check(client, cited):
     assert len(citations) == 2
 
 
+def test_an_arxiv_outage_puts_nothing_on_the_citations_report(
+    client, arxiv_server, settings
+):
+    instructor = account(User.Role.INSTRUCTOR)
+    arxiv_server.add("2511.05720", FIRST, LATEST)
+    lesson = LessonFactory(author=instructor)
+    Citation.objects.create(
+        lesson=lesson, paper=Paper.objects.create(arxiv_id="2511.05720"), version=2
+    )
+    papers_refresh()
+    settings.ARXIV_RETRIES = 0
+    arxiv_server.always = Answer(503, b"", "text/plain")
+    papers_refresh()
+    client.force_login(instructor)
+
+    response = client.get("/citations/")
+
+    assert Paper.objects.get().refresh_error.startswith("arXiv is unavailable")
+    assert response.context["citations"] == []
+
+
+def test_a_paper_arxiv_does_not_know_is_on_the_citations_report(client, arxiv_server):
+    instructor = account(User.Role.INSTRUCTOR)
+    lesson = LessonFactory(author=instructor)
+    Citation.objects.create(
+        lesson=lesson, paper=Paper.objects.create(arxiv_id="2511.05720"), version=1
+    )
+    papers_refresh()
+    client.force_login(instructor)
+
+    response = client.get("/citations/")
+
+    assert [c.lesson for c in response.context["citations"]] == [lesson]
+    assert "Not found on arXiv" in response.content.decode()
+
+
 def test_learners_are_refused_the_citations_report(client):
     client.force_login(account(User.Role.LEARNER))
 
@@ -270,6 +333,30 @@ def test_the_citations_report_asks_visitors_to_sign_in(client):
 
 
 # The neighbourhood ----------------------------------------------------------
+
+
+def test_the_api_says_what_the_pages_say_about_a_citation(client, cited):
+    lesson = client.get(f"/api/lessons/{cited.slug}/").json()
+    papers = client.get("/api/papers/").json()
+
+    assert lesson["citations"] == [
+        {
+            "arxiv_id": "2511.05720",
+            "cited_version": 1,
+            "version_seen": None,
+            "newer_version": 2,
+            "missing_version": None,
+            "withdrawn": False,
+            "title": LATEST.title,
+            "abs_url": "https://arxiv.org/abs/2511.05720",
+        }
+    ]
+    paper = papers["results"][0]
+    assert (paper["withdrawn"], paper["refresh_failed"], paper["refresh_error"]) == (
+        False,
+        None,
+        "",
+    )
 
 
 def test_papers_are_nodes_of_the_neighbourhood(client, cited):

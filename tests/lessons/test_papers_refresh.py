@@ -1,10 +1,13 @@
 """Refreshing papers from arXiv: the service and ``refresh_papers``,
 against the local arXiv server."""
 
+import threading
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
 from lessons.models import Citation, Lesson, LessonTag, Paper, Tag
 from lessons.services import lesson_citations_sync, papers_refresh
@@ -111,6 +114,47 @@ def test_refresh_papers_with_a_version_keeps_the_newest_and_learns_that_version(
     assert paper.versions["1"]["title"] == OLD.title
 
 
+def test_a_version_past_the_newest_is_reported_without_asking_arxiv(server):
+    err = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("refresh_papers", "2511.05720v9", stdout=StringIO(), stderr=err)
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert "2511.05720v9: arXiv does not know this id" in err.getvalue()
+
+
+def test_a_cited_version_past_the_newest_costs_no_request(server):
+    cite(LessonFactory(), Paper.objects.create(arxiv_id="2511.05720"), version=9)
+
+    report = papers_refresh()
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert report.unknown == [] and report.updated == ["2511.05720"]
+    assert Citation.objects.get().missing_version == 9
+
+
+@pytest.mark.parametrize(
+    ("held", "reason"),
+    [
+        ("\uff12\uff15\uff10\uff16.06478", "is not an arXiv identifier"),
+        ("math.GT/0309136", "an id arXiv lists as math/0309136"),
+    ],
+)
+def test_a_paper_held_under_an_id_no_longer_valid_is_left_out_and_marked(
+    server, held, reason
+):
+    Paper.objects.create(arxiv_id="2511.05720")
+    Paper.objects.create(arxiv_id=held)
+
+    report = papers_refresh()
+
+    assert [seen.ids for seen in server.requests] == [["2511.05720"]]
+    assert report.updated == ["2511.05720"]
+    assert reason in report.failed[held]
+    assert reason in Paper.objects.get(arxiv_id=held).refresh_error
+
+
 def test_an_unknown_id_is_reported_and_marked(bundled, server):
     server.papers.pop("2507.17852")
     err = StringIO()
@@ -173,6 +217,62 @@ def test_a_withdrawn_paper_is_marked_withdrawn(server):
     assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is True
 
 
+def test_an_abstract_speaking_of_withdrawn_papers_is_not_a_withdrawal(server):
+    server.add(
+        "2507.17852",
+        Version(
+            title="Why preprints disappear",
+            date="2025-07-23T12:00:00Z",
+            abstract="We study 300 papers that have been withdrawn from arXiv.",
+        ),
+    )
+
+    papers_refresh(arxiv_ids=["2507.17852"])
+
+    assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is False
+
+
+def test_an_abstract_replaced_by_a_withdrawal_notice_is_a_withdrawal(server):
+    server.add(
+        "2507.17852",
+        Version(
+            title="Tippy",
+            date="2025-07-23T12:00:00Z",
+            abstract="This paper has been withdrawn by the authors.",
+        ),
+    )
+
+    papers_refresh(arxiv_ids=["2507.17852"])
+
+    assert Paper.objects.get(arxiv_id="2507.17852").withdrawn is True
+
+
+def test_a_paper_whose_details_do_not_fit_stops_no_other(bundled, server):
+    server.add("2506.06478", Version(title="x" * 600, date="2025-06-06T19:06:59Z"))
+    before = Paper.objects.get(arxiv_id="2506.06478").title
+
+    report = papers_refresh()
+
+    paper = Paper.objects.get(arxiv_id="2506.06478")
+    assert paper.title == before
+    assert "at most 500 characters" in paper.refresh_error
+    assert "at most 500 characters" in report.failed["2506.06478"]
+    assert sorted(report.updated) == ["2507.17852", "2511.05720"]
+
+
+def test_two_tags_naming_one_paper_make_one_citation_at_the_first(server):
+    lesson = LessonFactory()
+    for position, name in enumerate(["arxiv:2511.05720v1", "arxiv:2511.05720v2"]):
+        tag = Tag.objects.create(name=name)
+        LessonTag.objects.create(lesson=lesson, tag=tag, position=position)
+
+    lesson_citations_sync(lesson=lesson)
+
+    assert list(lesson.citations.values_list("paper__arxiv_id", "version")) == [
+        ("2511.05720", 1)
+    ]
+
+
 def test_refreshing_unchanged_papers_reports_them_unchanged(bundled, server):
     papers_refresh()
 
@@ -207,3 +307,40 @@ def test_editing_a_lessons_tags_keeps_the_version_its_citations_were_seen_with(
 
     citation = lesson.citations.get(paper__arxiv_id="2511.05720")
     assert (citation.version_seen, citation.newer_version) == (2, 3)
+
+
+def test_two_refreshes_meeting_a_new_paper_both_store_it(server, transactional_db):
+    """One refresh has made the paper's row and not yet committed when the
+    other comes to store the same paper."""
+    made = threading.Event()
+    outcomes = []
+
+    def first_refresh() -> None:
+        try:
+            with transaction.atomic():
+                Paper.objects.create(arxiv_id="2511.05720")
+                made.set()
+                time.sleep(0.5)  # the other refresh meets the row meanwhile
+        finally:
+            connection.close()
+
+    def second_refresh() -> None:
+        made.wait(5)
+        try:
+            outcomes.append(papers_refresh(arxiv_ids=["2511.05720"]))
+        except Exception as error:  # the failure is what is looked for
+            outcomes.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=first_refresh),
+        threading.Thread(target=second_refresh),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [getattr(o, "updated", o) for o in outcomes] == [["2511.05720"]]
+    assert Paper.objects.get().title == NEW.title
