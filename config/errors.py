@@ -32,12 +32,32 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 class ApplicationErrorMiddleware:
-    """Render an ApplicationError raised by a page view as an error page."""
+    """Render an ApplicationError raised by a page view as an error page.
+
+    It also refuses an address holding a NUL character: 404 in its path, 400
+    in its query. No view can use one, and PostgreSQL refuses NUL in any
+    text it is asked to compare, which would make a lookup a server error."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return self.answer(
+                request,
+                ApplicationError(
+                    "There is no page at an address holding a NUL character (%00).",
+                    status=HTTPStatus.NOT_FOUND,
+                ),
+            )
+        if any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            return self.answer(
+                request,
+                ApplicationError("A query parameter holds a NUL character (%00)."),
+            )
         return self.get_response(request)
 
     def process_exception(
@@ -45,7 +65,11 @@ class ApplicationErrorMiddleware:
     ) -> HttpResponse | None:
         if not isinstance(exception, ApplicationError):
             return None
-        if wants_json(request):
+        return self.answer(request, exception)
+
+    @staticmethod
+    def answer(request: HttpRequest, exception: ApplicationError) -> HttpResponse:
+        if wants_json(request) or request.path.startswith(("/api/", "/facilitator/")):
             return JsonResponse(
                 {"detail": exception.message, **exception.extra},
                 status=exception.status,
