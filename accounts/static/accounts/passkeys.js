@@ -100,10 +100,18 @@
     return error.message;
   };
 
-  let conditional = null; // the pending autofill request, if any
+  // The pending autofill request, if any: its controller, and a promise
+  // that settles once it has ended.
+  let conditional = null;
 
   const signIn = async (button) => {
-    if (conditional) conditional.abort();
+    if (conditional) {
+      // A browser refuses a new request while the aborted one is still
+      // winding down ("a request is already pending"): wait for its end.
+      conditional.controller.abort();
+      await conditional.ended;
+      conditional = null;
+    }
     say(button, "Waiting for your passkey…");
     const options = await post("/accounts/signin/options");
     const credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
@@ -114,11 +122,17 @@
   const autofill = async () => {
     if (!PublicKeyCredential.isConditionalMediationAvailable) return;
     if (!(await PublicKeyCredential.isConditionalMediationAvailable())) return;
-    conditional = new AbortController();
-    const options = await post("/accounts/signin/options");
-    const credential = await navigator.credentials.get({
-      publicKey: requestOptions(options), mediation: "conditional", signal: conditional.signal,
-    });
+    const controller = new AbortController();
+    const request = (async () => {
+      const options = await post("/accounts/signin/options");
+      if (controller.signal.aborted) return null;
+      return navigator.credentials.get({
+        publicKey: requestOptions(options), mediation: "conditional", signal: controller.signal,
+      });
+    })();
+    conditional = { controller, ended: request.catch(() => null) };
+    const credential = await request;
+    if (!credential) return;
     const answer = await post("/accounts/signin/verify", { credential: credentialJSON(credential) });
     window.location.assign(answer.redirect);
   };
