@@ -14,6 +14,7 @@ payer the facilitator's own message.
 """
 
 import logging
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -369,10 +370,24 @@ class UnreadableAnswer(ValueError):
 ANSWER_TEXT_MAX = 1000
 
 
+# A transaction id as chains and facilitators write them (hex, base58,
+# base64url): it names the receipt in its address, which a slash, a space
+# or a control character would break, and fits Purchase.transaction.
+TRANSACTION_RE = re.compile(r"[A-Za-z0-9_.:=+-]{1,128}")
+
+
 def _answer_check(answer: VerifyResponse | SettleResponse) -> None:
     """Raise UnreadableAnswer when a text of ``answer`` is too long, or is
     no Unicode text (JSON may escape a lone surrogate): written into the
-    payer's answer, it would not fit or could not be encoded."""
+    payer's answer, it would not fit or could not be encoded; and when a
+    settlement said to have succeeded names a transaction id no receipt
+    could be found by."""
+    if (
+        isinstance(answer, SettleResponse)
+        and answer.success
+        and not TRANSACTION_RE.fullmatch(answer.transaction or "")
+    ):
+        raise UnreadableAnswer("its transaction id is not one a receipt can name")
     for name, value in answer.model_dump().items():
         if not isinstance(value, str):
             continue

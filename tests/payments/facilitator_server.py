@@ -30,6 +30,8 @@ REFUSE = "refuse"
 # JSON escaping half of a UTF-16 pair: it parses, but is no UTF-8 text.
 UNPAIRED = "unpaired"
 OVERSIZED = "oversized"
+# A settlement said to have succeeded, in a transaction id with a slash.
+ODD_TRANSACTION = "odd-transaction"
 # Settle on the site's ledger, then lose the answer: garble it, or send it
 # only after the client gave up.
 SETTLED_GARBLED = "settled-garbled"
@@ -133,6 +135,13 @@ class FacilitatorServer:
                     return self._send(200, json.dumps({"hello": "world"}).encode())
                 if mode == ERROR:
                     return self._send(500, b'{"error": "internal"}')
+                if mode == ODD_TRANSACTION:
+                    document = {
+                        "success": True,
+                        "transaction": "0xab/../cd",
+                        "network": "eip155:31337",
+                    }
+                    return self._send(200, json.dumps(document).encode())
                 if mode in (UNPAIRED, OVERSIZED):
                     return self._send(200, odd_answer(endpoint, mode))
                 reply = (

@@ -23,6 +23,7 @@ from payments.services import wallet_create, wallet_fund
 from tests.payments.facilitator_server import (
     ERROR,
     GARBAGE,
+    ODD_TRANSACTION,
     OK,
     OVERSIZED,
     REFUSAL_MESSAGE,
@@ -233,7 +234,7 @@ def test_sale_to_a_program_holds_no_transaction_while_a_remote_facilitator_answe
 
 @pytest.mark.parametrize("endpoint", ["verify", "settle"])
 @pytest.mark.parametrize(
-    "mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR, UNPAIRED, OVERSIZED]
+    "mode", [SLOW, GARBAGE, WRONG_SHAPE, ERROR, UNPAIRED, OVERSIZED, ODD_TRANSACTION]
 )
 def test_misbehaving_facilitator_delivers_nothing_and_charges_nothing(
     client, lesson, payer, token, remote, endpoint, mode
