@@ -314,7 +314,13 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
         raise ExampleInvalid(f"{slug}: resources.cpus must be from 0.01 to 4.")
     if not isinstance(pids, int) or not 8 <= pids <= 1024:
         raise ExampleInvalid(f"{slug}: resources.pids must be from 8 to 1024.")
-    user = str(manifest.get("user") or "65534:65534")
+    user = manifest.get("user", "65534:65534")
+    if not isinstance(user, str):
+        # YAML reads an unquoted 1000:0 as the number 60000.
+        raise ExampleInvalid(
+            f'{slug}: user must be written in quotes, as "UID:GID" (YAML reads '
+            f"an unquoted one as a number; this one became {user!r})."
+        )
     if not USER.match(user):
         raise ExampleInvalid(f"{slug}: user must be a numeric UID or UID:GID.")
     run = _run_read(slug, manifest.get("run") or {})

@@ -6,6 +6,7 @@ refusal says which rule it broke.
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 
 from deployments.engine import ContainerSpec, security_option_parts
@@ -35,6 +36,7 @@ UNCONFINED = {
     ("no-new-privileges", "false"),
 }
 LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+NUMBER = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,9 @@ def policy_check(
                     "are the only host files a container gets.",
                 )
             )
-    if _root(spec.user):
-        refusals.append(
-            Refusal(
-                "root-user",
-                f"user {spec.user!r} runs the container as root (user or group "
-                "0); name a numeric non-root UID:GID.",
-            )
-        )
+    root = _root(spec.user)
+    if root:
+        refusals.append(Refusal("root-user", f"user {spec.user!r} {root}"))
     if spec.privileged:
         refusals.append(Refusal("privileged", "privileged mode is refused."))
     for capability in spec.cap_add:
@@ -132,13 +129,27 @@ def security_option_unconfined(option: str) -> bool:
     return (key, value) in UNCONFINED or key == "unmask"
 
 
-def _root(user: str) -> bool:
-    """Whether ``UID[:GID]`` is root, or names no user and so leaves the
-    image's default, which is root."""
+def _root(user: str) -> str:
+    """Why ``UID:GID`` may run the container as root, or "" when it cannot.
+
+    Only numbers settle it: a name is looked up in the image's own
+    /etc/passwd, which may map it to 0, and without a GID the engine takes
+    the image's group for that user, or group 0 (root) for a UID the image
+    does not know."""
     uid, _, gid = user.strip().partition(":")
-    if not uid:
-        return True
-    return any(part == "root" or part.strip("0") == "" for part in (uid, gid) if part)
+    numbers = [int(part) if NUMBER.fullmatch(part) else None for part in (uid, gid)]
+    if "root" in (uid, gid) or 0 in numbers:
+        return (
+            "runs the container as root (user or group 0); name a numeric "
+            "non-root UID:GID."
+        )
+    if None in numbers:
+        return (
+            "leaves the container's user or group to the image, which may make "
+            "it root (a UID without a GID runs in group 0); name a numeric "
+            "non-root UID:GID."
+        )
+    return ""
 
 
 def _port_refusal(binding: str) -> Refusal | None:

@@ -69,6 +69,22 @@ def test_a_user_that_is_not_numbers_is_refused_when_the_manifest_is_read(
         example_load(slug)
 
 
+@pytest.mark.parametrize("user", ["1000:0", "1:30", "1000", "0"])
+def test_a_user_yaml_reads_as_a_number_is_refused_when_the_manifest_is_read(
+    examples, user
+):
+    # Unquoted, 1000:0 is the number 60000 to YAML: a UID without a group,
+    # which the engine would run in group 0.
+    slug = manifest_write(examples, f"user: {user}\n")
+
+    with pytest.raises(ExampleInvalid, match="user must be written in quotes"):
+        example_load(slug)
+
+
+def test_a_quoted_user_without_a_group_is_refused_by_the_policy(examples):
+    assert refused_rules(examples, "user: '1000'\n") == ["root-user"]
+
+
 @pytest.mark.parametrize(
     ("run", "rule"),
     [
