@@ -32,7 +32,7 @@ from docker.models.containers import Container
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
 from deployments.examples import Example, example_load
-from deployments.leaks import archive_leaks
+from deployments.leaks import archive_leaks, base64_forms
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
 from deployments.references import ReferenceInvalid, reference_parse
@@ -67,6 +67,8 @@ def secrets_mask(text: str, values: dict[str, str]) -> str:
             text = text.replace(value, MASK)
             encoded = base64.b64encode(value.encode()).decode().rstrip("=")
             text = text.replace(encoded, MASK)
+            for form in base64_forms(value.encode()):
+                text = text.replace(form.decode(), MASK)
     return text
 
 

@@ -44,6 +44,22 @@ LEAKY_DOCKERFILES = {
         "RUN --mount=type=secret,id=build_token cp /run/secrets/build_token /www/token\n"
         'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
     ),
+    # As in a registry's auth field: base64 of "user:secret", where the value
+    # starts a byte past a 3-byte boundary.
+    "base64-after-a-name": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        "RUN --mount=type=secret,id=build_token { printf 'bot:'; "
+        "cat /run/secrets/build_token; } | base64 > /www/auth\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    # base64 wraps its lines at 76 characters; 40 bytes in, the value's
+    # form is split across two lines.
+    "base64-wrapped": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        "RUN --mount=type=secret,id=build_token { printf '%040d' 0; "
+        "cat /run/secrets/build_token; echo; } | base64 > /www/wrapped\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
 }
 
 
