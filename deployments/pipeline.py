@@ -84,6 +84,8 @@ class Pass:
     local_image: str = ""
     repository: str = ""
     healthy_at: float = 0.0
+    # The signed provenance statement of the digest being deployed.
+    provenance: dict[str, Any] = field(default_factory=dict)
     _client: docker.DockerClient | None = None
     _buffer: list[str] = field(default_factory=list)
     _flushed: float = 0.0
@@ -384,8 +386,20 @@ def step_push(state: Pass) -> None:
     )
 
 
+def build_fingerprint(value: str) -> str:
+    """What an example's image keeps of a build-time secret, and shows
+    through its proof path: SHA-256 of the value after a fixed prefix."""
+    return hashlib.sha256(f"lessongraph-build-proof:{value}".encode()).hexdigest()
+
+
 def step_sign(state: Pass) -> None:
     run = state.run
+    # A rollback deploys an image built before a build-time secret may have
+    # changed; the statement keeps what the image was built with.
+    fingerprints = {
+        name: build_fingerprint(state.secret_values[name])
+        for name in (_example(state).build_secrets if run.example else ())
+    }
     statement = {
         "image": state.repository,
         "digest": run.digest,
@@ -394,6 +408,7 @@ def step_sign(state: Pass) -> None:
         "started_by": run.started_by.username,
         "run": run.pk,
         "signed_at": timezone.now().isoformat(),
+        "build_secret_fingerprints": fingerprints,
     }
     document = provenance_sign(statement)
     path = reference_parse(state.repository).repository
@@ -417,6 +432,7 @@ def step_deploy(state: Pass) -> None:
     statement = provenance_verify(
         registry.signature_fetch(path, run.digest), digest=run.digest
     )
+    state.provenance = statement
     state.log(
         f"signature verified: built by {statement.get('builder')} in run {statement.get('run')}"
     )
@@ -671,13 +687,19 @@ def _secret_proofs(state: Pass, base: str) -> str:
     except (requests.RequestException, ValueError) as error:
         raise StepFailed(f"{example.proof_path} gave no proof: {error}") from None
     said = []
+    signed = state.provenance.get("build_secret_fingerprints") or {}
     for name in example.build_secrets:
-        expected = hashlib.sha256(
-            f"lessongraph-build-proof:{state.secret_values[name]}".encode()
-        ).hexdigest()
+        current = build_fingerprint(state.secret_values[name])
+        expected = signed.get(name) or current
         if proof.get("build_secret_fingerprint") != expected:
             raise StepFailed(f"The service's fingerprint of {name} does not match.")
-        said.append(f"{name} (its fingerprint matches)")
+        if expected == current:
+            said.append(f"{name} (its fingerprint matches)")
+        else:
+            said.append(
+                f"{name} as it was when the image was built (its fingerprint "
+                "matches the signed one; the value has changed since)"
+            )
     for name in example.run_secrets:
         expected = hashlib.sha256(
             f"{nonce}:{state.secret_values[name]}".encode()

@@ -103,3 +103,25 @@ def image_present(repository: str, digest: str) -> bool:
         ).returncode
         == 0
     )
+
+
+def test_a_rollback_holds_after_the_build_secret_changed(worker, instructor):
+    first = example_run(instructor)
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    services.secret_set(
+        example=FLAGSHIP, name="build_token", value="a-build-token-chosen-later"
+    )
+    second = example_run(instructor)
+    assert second.status == Run.Status.SUCCEEDED, second.error
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+
+    rollback = run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.ROLLBACK
+        )
+    )
+
+    assert rollback.status == Run.Status.SUCCEEDED, rollback.error
+    deployment.refresh_from_db()
+    assert deployment.digest == first.digest
+    assert "as it was when the image was built" in steps_of(rollback)["verify"].proof
