@@ -496,8 +496,13 @@ def _namespaces(spec: ContainerSpec) -> dict[str, str]:
 def container_health_wait(
     container: Container, *, timeout: float, on_wait: Beat = _no_beat
 ) -> str:
-    """Wait until the container is healthy; return "healthy", "unhealthy",
-    "exited" or "timeout"."""
+    """Wait until the container is healthy; return "healthy", "exited", or,
+    once ``timeout`` has passed, "unhealthy" or "timeout".
+
+    The engine calls a container unhealthy after a few failed checks past
+    its start period, yet keeps checking and calls it healthy at the first
+    check that passes: a service slower to start than that still has until
+    the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         on_wait()
@@ -506,13 +511,13 @@ def container_health_wait(
         if state.get("Status") in {"exited", "dead"}:
             return "exited"
         health = (state.get("Health") or {}).get("Status")
-        if health in {"healthy", "unhealthy"}:
-            return str(health)
+        if health == "healthy":
+            return "healthy"
         if health is None and state.get("Running"):
             # No health check at all: running is the best there is.
             return "healthy"
         if time.monotonic() >= deadline:
-            return "timeout"
+            return "unhealthy" if health == "unhealthy" else "timeout"
         time.sleep(0.05)
 
 

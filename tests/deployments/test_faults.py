@@ -1,6 +1,7 @@
 """What the pipeline refuses and survives, on the real engine, registry and
 buildah."""
 
+import re
 import subprocess
 import threading
 import time
@@ -140,8 +141,9 @@ def test_docker_builder_builds_pushes_and_deploys_an_example_without_build_secre
 
 
 def test_a_failed_health_check_keeps_the_old_container_serving(
-    worker, instructor, examples
+    worker, instructor, examples, settings
 ):
+    settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = 3
     slug = example_write(examples, "sometimes-sick", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
     healthy = example_run(instructor, slug)
     assert healthy.status == Run.Status.SUCCEEDED, healthy.error
@@ -377,6 +379,29 @@ def test_a_run_waiting_on_a_slow_health_check_is_not_taken_for_dead(
     run.refresh_from_db()
     assert reconciled == []
     assert run.status == Run.Status.SUCCEEDED, run.error
+
+
+def test_a_service_slower_to_start_than_the_engine_s_checks_has_until_the_timeout(
+    worker, instructor, examples, settings
+):
+    # Past the health check's start period of 5 s and its retries, the
+    # engine calls this service unhealthy before it first answers.
+    settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = 20
+    slug = example_write(
+        examples,
+        "slower-start",
+        SLOW_DOCKERFILE.replace("sleep 4", "sleep 8"),
+        PLAIN_MANIFEST,
+    )
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    healthy_after = re.search(
+        r"Healthy after ([0-9.]+) s", steps_of(run)["deploy"].proof
+    )
+    assert healthy_after is not None
+    assert float(healthy_after[1]) > 7
 
 
 def test_a_run_the_reconciliation_failed_does_not_switch_the_deployment(
