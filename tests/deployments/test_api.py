@@ -344,6 +344,28 @@ def test_another_instructor_cannot_act_on_a_deployment(
     assert not Run.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("action", "doing"),
+    [("rollback", "roll it back"), ("teardown", "tear it down")],
+)
+def test_another_instructor_is_refused_before_learning_a_deployment_s_state(
+    client, colleague, others_deployment, deployments_home, action, doing
+):
+    # Nothing to roll back to, and already torn down: the owner would get
+    # 409 for either; anyone else is told only whose it is.
+    others_deployment.previous_digest = ""
+    others_deployment.status = Deployment.Status.TORN_DOWN
+    others_deployment.save()
+    signed_in(client, colleague)
+
+    answer = post(client, f"/api/deployments/{others_deployment.pk}/{action}", {})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == (
+        f"web on local belongs to Grace; only they or staff may {doing}."
+    )
+
+
 def test_another_instructor_cannot_read_a_deployment_s_logs(
     client, colleague, others_deployment
 ):
