@@ -273,6 +273,7 @@ def step_build(state: Pass) -> None:
             tag=state.local_image,
             build_arguments={"BASE_IMAGE": settings.DEPLOYMENTS_BASE_IMAGE},
             on_line=lambda line: _build_line(state, line),
+            on_wait=state.beat,
         )
         state.proved(
             "Built by the Docker engine's builder; the example needs no build-time secret."
@@ -369,6 +370,7 @@ def step_push(state: Pass) -> None:
             tag=tag,
             auth=run_auth(),
             on_line=state.log,
+            on_wait=state.beat,
         )
     else:
         run.digest = buildah.buildah_push(

@@ -381,6 +381,35 @@ def test_a_run_waiting_on_a_slow_health_check_is_not_taken_for_dead(
     assert run.status == Run.Status.SUCCEEDED, run.error
 
 
+def test_a_silent_step_of_the_docker_builder_is_not_taken_for_dead(
+    worker, instructor, examples, settings
+):
+    # The engine's builder writes nothing while a RUN step works.
+    settings.DEPLOYMENTS_RUN_STALE_SECONDS = 2
+    slug = example_write(
+        examples,
+        "silent-build",
+        PLAIN_DOCKERFILE.replace("COPY www /www", "COPY www /www\nRUN sleep 5"),
+        PLAIN_MANIFEST,
+    )
+    run = services.run_start(
+        account=instructor,
+        kind=Run.Kind.EXAMPLE,
+        subject=slug,
+        example=slug,
+        builder=Run.Builder.DOCKER,
+    )
+
+    reconciled: list[int] = []
+    while Run.objects.get(pk=run.pk).active:
+        reconciled += services.runs_reconcile()
+        time.sleep(0.2)
+
+    run.refresh_from_db()
+    assert reconciled == []
+    assert run.status == Run.Status.SUCCEEDED, run.error
+
+
 def test_a_service_slower_to_start_than_the_engine_s_checks_has_until_the_timeout(
     worker, instructor, examples, settings
 ):
