@@ -104,6 +104,27 @@ def test_options_in_docker_s_other_spellings_are_judged_by_their_rule(
 
 
 @pytest.mark.parametrize(
+    ("manifest", "words"),
+    [
+        ("port: true\nhealth_path: /health\n", "port must be a number"),
+        (MANIFEST + "resources: {cpus: true}\n", "resources.cpus must be"),
+        ("port: 8080\nhealth_path: '/health\\nX-Extra: 1'\n", "health_path must"),
+        ("port: 8080\nhealth_path: '/ health'\n", "health_path must start with /"),
+        (f"port: 8080\nhealth_path: '/{'h' * 200}'\n", "at most 200"),
+        (MANIFEST + "proof_path: proof\n", "proof_path must start with /"),
+    ],
+)
+def test_settings_of_the_wrong_shape_are_refused_when_the_manifest_is_read(
+    examples, manifest, words
+):
+    slug = manifest_write(examples, "")
+    (examples / slug / "manifest.yaml").write_text(manifest)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
+
+
+@pytest.mark.parametrize(
     ("run", "words"),
     [
         ("{network_mode: 5}", "run.network_mode must be"),
