@@ -206,7 +206,7 @@ def step_check(state: Pass) -> None:
             raise StepFailed(
                 f"{run.subject} has no earlier healthy digest to roll back to."
             )
-        state.repository = deployment.repository
+        state.repository = deployment.previous_repository or deployment.repository
         run.digest = deployment.previous_digest
     else:
         reference = reference_parse(run.image)
@@ -617,6 +617,7 @@ def _deployment_point(
     retired = old_name if live and old_name and old_name != spec.name else ""
     if live and deployment.digest and deployment.digest != run.digest:
         deployment.previous_digest = deployment.digest
+        deployment.previous_repository = deployment.repository
     deployment.example = run.example
     deployment.repository = state.repository
     deployment.digest = run.digest
@@ -819,7 +820,11 @@ def run_repository(run: Run) -> str:
     if run.kind == Run.Kind.IMAGE:
         return reference_parse(run.image).name if run.image else ""
     deployment = Deployment.objects.filter(name=run.subject, target=run.target).first()
-    return deployment.repository if deployment else ""
+    if deployment is None:
+        return ""
+    if run.kind == Run.Kind.ROLLBACK and run.digest == deployment.previous_digest:
+        return deployment.previous_repository or deployment.repository
+    return deployment.repository
 
 
 def run_images_remove(client: docker.DockerClient, *, run: Run) -> None:
