@@ -449,7 +449,7 @@ def step_deploy(state: Pass) -> None:
             secret_folder, name, state.secret_values[name], spec.user
         )
         spec.secret_files[name] = str(path_on_host)
-    engine.container_remove(state.client, spec.name)
+    _own_container_remove(state, spec.name)
     started = time.monotonic()
     container = engine.container_start(state.client, spec)
     timeout = settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
@@ -582,11 +582,40 @@ def _deployment_switch(
     return retired
 
 
+def _own_container_remove(state: Pass, name: str) -> None:
+    """Remove this site's container of that name, left by an earlier try.
+
+    Names can coincide across sites sharing an engine (instance "a"
+    deploying "b-web" and instance "a-b" deploying "web" both name
+    ``a-b-web-r5``): another site's container is never removed, and the
+    step fails saying so."""
+    container = engine.container_find(state.client, name)
+    if container is None:
+        return
+    if not _ours(container):
+        raise StepFailed(
+            f"A container named {name} that this site did not start exists on "
+            f"{state.run.target} (another site sharing the engine?); it was left "
+            "alone and nothing was started."
+        )
+    engine.container_remove(state.client, container.id or name)
+
+
+def _ours(container: Container) -> bool:
+    labels = container.labels or {}
+    return labels.get("lessongraph.instance") == settings.DEPLOYMENTS_INSTANCE
+
+
 def _container_retire(client: docker.DockerClient, name: str) -> None:
     """Remove a container, its secret files and its image, unless another
     container still uses that image (the one replacing it, or another
     deployment of the same digest). A later rollback pulls the image again
-    by digest from the registry, which keeps it."""
+    by digest from the registry, which keeps it. A container of that name
+    that another site started is left alone."""
+    container = engine.container_find(client, name)
+    if container is not None and not _ours(container):
+        logger.warning("Container %s is not this site's; not retired", name)
+        return
     image = engine.container_image_id(client, name)
     engine.container_remove(client, name)
     shutil.rmtree(settings.DEPLOYMENTS_DIR / "secrets" / name, ignore_errors=True)

@@ -309,6 +309,48 @@ def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
     assert engine.container_find(client, container_name(run)) is None
 
 
+def test_a_container_of_another_site_with_the_same_name_is_left_alone(
+    worker, instructor
+):
+    built = example_run(instructor)
+    assert built.status == Run.Status.SUCCEEDED, built.error
+    image = f"{Deployment.objects.get(name=FLAGSHIP).repository}@{built.digest}"
+    # Another site, instance "<ours>-x", deploying "web" in its run N names
+    # its container as this site deploying "x-web" in run N does.
+    probe = Run.objects.create(kind=Run.Kind.IMAGE, subject="x", started_by=instructor)
+    next_pk = probe.pk + 1
+    probe.delete()
+    theirs = f"{INSTANCE}-x-web-r{next_pk}"
+    subprocess.run(
+        ["docker", "run", "-d", "--name", theirs,
+         "--label", f"lessongraph.instance={INSTANCE}-x", "--user", "65534:65534",
+         image, "httpd", "-f", "-p", "8080", "-h", "/www"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        run = run_wait(
+            services.image_deploy_start(
+                account=instructor,
+                image=image,
+                name="x-web",
+                target="local",
+                port=8080,
+                health_path="/health",
+            )
+        )
+        labels = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Labels}}", theirs],
+            capture_output=True, text=True,
+        ).stdout  # fmt: skip
+    finally:
+        subprocess.run(["docker", "rm", "-f", theirs], capture_output=True)
+
+    assert run.pk == next_pk
+    assert run.status == Run.Status.FAILED
+    assert "that this site did not start" in run.error
+    assert f'"lessongraph.instance":"{INSTANCE}-x"' in labels
+
+
 def test_a_run_no_worker_took_is_failed_so_a_new_start_can_go(
     deployments_home, instructor, settings
 ):
