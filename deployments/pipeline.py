@@ -238,7 +238,11 @@ def _resolve(state: Pass, repository: str, tag: str) -> str:
 
 def _secret_file(folder: Path, name: str, value: str, owner: str | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o711)
+    # The file belongs to the container's user, a UID that daemons on the
+    # host share (65534 is nobody): only root may reach it. The container
+    # still reads it, through its bind mount, which needs no way through the
+    # host's folders.
+    os.chmod(folder, 0o700)
     path = folder / name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
     with os.fdopen(descriptor, "w") as file:
