@@ -1,8 +1,13 @@
 """What the pipeline refuses and survives, on the real engine, registry and
 buildah."""
 
+import json
+import os
 import re
+import secrets
+import signal
 import subprocess
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -583,3 +588,61 @@ def test_reconciliation_removes_the_images_a_failed_run_pulled(
     for reference in (pulled, f"{repository}:run-{run.pk}"):
         with pytest.raises(engine.EngineError, match="No such image"):
             engine.image_inspect(client, reference)
+
+
+def _working_containers(prefix: str) -> list[str]:
+    """buildah's working containers whose names start so (bud names them
+    after the image they start from)."""
+    listed = subprocess.run(
+        ["buildah", "containers", "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        entry["containername"]
+        for entry in json.loads(listed) or []
+        if entry["containername"].startswith(prefix)
+    ]
+
+
+def test_a_build_whose_worker_is_killed_leaves_no_working_container(
+    deployments_home, tmp_path, settings
+):
+    token = secrets.token_hex(4)
+    base = f"localhost/{INSTANCE}/killed-base-{token}:1"
+    named = f"killed-base-{token}"
+    subprocess.run(
+        ["buildah", "tag", settings.DEPLOYMENTS_BASE_IMAGE, base],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN sleep 60\n")
+    tag = f"localhost/{INSTANCE}/killed-build-{token}:1"
+    worker_stand_in = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from deployments.buildah import buildah_run; "
+         "buildah_run(sys.argv[1:], timeout=120)",
+         "bud", "--format", "docker", "--pull-never", "-t", tag, str(tmp_path)],
+        cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _working_containers(named) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _working_containers(named), "the build never started"
+        # Into the RUN step, where a build spends its time.
+        time.sleep(2)
+
+        worker_stand_in.kill()
+        worker_stand_in.wait()
+        deadline = time.monotonic() + 20
+        while _working_containers(named) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        assert _working_containers(named) == []
+    finally:
+        worker_stand_in.kill()
+        # Without the death signal, buildah builds on; its tag names it.
+        left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True)
+        for pid in left.stdout.split():
+            os.kill(int(pid), signal.SIGTERM)
+        for name in _working_containers(named):
+            subprocess.run(["buildah", "rm", name], capture_output=True)
+        subprocess.run(["buildah", "rmi", "-f", base, tag], capture_output=True)
