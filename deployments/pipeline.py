@@ -172,6 +172,7 @@ def _policy(state: Pass, image: str) -> ContainerSpec:
         spec,
         allowed_registries=settings.DEPLOYMENTS_ALLOWED_REGISTRIES,
         require_digest=True,
+        site_ports=_site_ports(),
     )
     if refusals:
         raise StepFailed(
@@ -179,6 +180,14 @@ def _policy(state: Pass, image: str) -> ContainerSpec:
             + "; ".join(str(refusal) for refusal in refusals)
         )
     return spec
+
+
+def _site_ports() -> set[int]:
+    """The loopback port of the site's registry, which the engine and
+    buildah send its credentials to."""
+    host, _, port = settings.DEPLOYMENTS_REGISTRY.rpartition(":")
+    loopback = host in {"127.0.0.1", "localhost", "[::1]"}
+    return {int(port)} if loopback and port.isdigit() else set()
 
 
 def step_check(state: Pass) -> None:
@@ -196,7 +205,8 @@ def step_check(state: Pass) -> None:
             "The example and its deployment pass every policy rule: no Docker "
             "socket or folder above it, a non-root user, no privileged mode, "
             "no added capabilities, no host namespaces, no devices, security "
-            "profiles on, no DOCKER_HOST, ports on 127.0.0.1 only, registry "
+            "profiles on, no DOCKER_HOST, ports on 127.0.0.1 only and none of the "
+            "registry's, registry "
             f"{settings.DEPLOYMENTS_REGISTRY} allowed, deployed by digest."
         )
         return

@@ -7,9 +7,14 @@ refusal says which rule it broke.
 import os
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from deployments.engine import ContainerSpec, security_option_parts
+from deployments.engine import (
+    ContainerSpec,
+    port_binding_parse,
+    security_option_parts,
+)
 from deployments.references import ReferenceInvalid, reference_parse
 
 # The socket and every folder above it: binding any of these hands the
@@ -49,9 +54,15 @@ class Refusal:
 
 
 def policy_check(
-    spec: ContainerSpec, *, allowed_registries: list[str], require_digest: bool
+    spec: ContainerSpec,
+    *,
+    allowed_registries: list[str],
+    require_digest: bool,
+    site_ports: Collection[int] = (),
 ) -> list[Refusal]:
-    """Every rule the container breaks; empty when it may start."""
+    """Every rule the container breaks; empty when it may start.
+    ``site_ports`` are the loopback ports the site's own services listen on
+    (its registry's)."""
     refusals = []
     for bind in spec.binds:
         source = posixpath.normpath(bind.split(":", 1)[0]) if bind else ""
@@ -106,7 +117,7 @@ def policy_check(
                 Refusal("docker-host", "a DOCKER_HOST variable is refused.")
             )
     for binding in spec.port_bindings:
-        refusal = _port_refusal(binding)
+        refusal = _port_refusal(binding) or _site_port_refusal(binding, site_ports)
         if refusal is not None:
             refusals.append(refusal)
     refusals.extend(_image_refusals(spec.image, allowed_registries, require_digest))
@@ -162,6 +173,23 @@ def _port_refusal(binding: str) -> Refusal | None:
     return Refusal(
         "ports-all-interfaces",
         f"publishing {binding!r} would listen beyond 127.0.0.1.",
+    )
+
+
+def _site_port_refusal(binding: str, site_ports: Collection[int]) -> Refusal | None:
+    """A fixed host port the site's registry listens on: while the registry
+    is down, the container would take the port and be sent the registry's
+    credentials by the next push or pull."""
+    try:
+        host_port = port_binding_parse(binding).host_port
+    except ValueError:
+        return None
+    if host_port is None or host_port not in site_ports:
+        return None
+    return Refusal(
+        "site-port",
+        f"publishing {binding!r} would take port {host_port}, where the site's "
+        "registry listens; leave the host port out or pick another.",
     )
 
 

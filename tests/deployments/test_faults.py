@@ -125,6 +125,24 @@ def test_policy_refuses_a_bad_example_before_anything_is_built(
     assert steps["build"].status == Step.Status.SKIPPED
 
 
+def test_policy_refuses_an_example_that_would_take_the_registry_s_port(
+    worker, instructor, examples, settings
+):
+    port = settings.DEPLOYMENTS_REGISTRY.rpartition(":")[2]
+    slug = example_write(
+        examples,
+        "registry-squatter",
+        PLAIN_DOCKERFILE,
+        PLAIN_MANIFEST + f"run: {{ports: ['127.0.0.1:{port}:8080']}}\n",
+    )
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["check"].status == Step.Status.FAILED
+    assert f"site-port: publishing '127.0.0.1:{port}:8080'" in run.error
+
+
 def test_docker_builder_refuses_build_time_secrets_and_says_why(worker, instructor):
     run = example_run(instructor, builder=Run.Builder.DOCKER)
 
