@@ -59,6 +59,19 @@ def auth_file() -> Path:
     return path
 
 
+def _ended_with_us() -> list[str]:
+    """A prefix that has the kernel send buildah SIGTERM if the process that
+    started it dies (a worker killed mid-run), on which buildah removes its
+    working container; in a session of its own it would otherwise build on,
+    die at its next line of output with no one reading, and leave that
+    container behind. Without setpriv (util-linux), nothing.
+
+    Limitation: killed in the moment it sets a stage up, before its first
+    step runs, buildah still leaves that stage's working container."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
+
+
 def buildah_run(
     arguments: list[str],
     *,
@@ -69,7 +82,7 @@ def buildah_run(
     """Run buildah, passing each output line on; return the output. Killed
     at the deadline. ``on_wait`` is called every second while it runs,
     silent or not."""
-    command = [buildah_binary(), *arguments]
+    command = [*_ended_with_us(), buildah_binary(), *arguments]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -8,7 +8,9 @@ A target is a name from ``DEPLOYMENTS_TARGETS`` mapped to a ``DOCKER_HOST``
 
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,40 @@ Beat = Callable[[], None]
 
 def _no_beat() -> None:
     pass
+
+
+# How often a silent stream lets the run's heartbeat move, in seconds.
+BEAT_SECONDS = 1.0
+
+
+def _beating[T](events: Iterator[T], *, on_wait: Beat) -> Iterator[T]:
+    """A stream's events, calling ``on_wait`` at least every second even
+    while the stream says nothing (a build's long RUN step writes no line),
+    so that the run is not taken for dead. The stream is read on a thread of
+    its own."""
+    found: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for event in events:
+                found.put(("event", event))
+        except Exception as error:
+            found.put(("error", error))
+        else:
+            found.put(("end", None))
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        on_wait()
+        try:
+            kind, item = found.get(timeout=BEAT_SECONDS)
+        except queue.Empty:
+            continue
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item
 
 
 class EngineError(Exception):
@@ -147,6 +183,7 @@ def image_build(
     tag: str,
     build_arguments: dict[str, str],
     on_line: Lines,
+    on_wait: Beat = _no_beat,
 ) -> str:
     """Build with the engine's classic builder, streaming its output;
     return the image id."""
@@ -162,7 +199,10 @@ def image_build(
             forcerm=True,
             pull=False,
         )
-        for event in stream:
+        # Limitation: docker-py gives no way to end a build stream from
+        # here, so the engine's build has no deadline of its own; the task's
+        # time limit (DEPLOYMENTS_RUN_TIME_LIMIT_SECONDS) ends the run.
+        for event in _beating(stream, on_wait=on_wait):
             if "error" in event:
                 raise EngineError(f"The build failed: {event['error'].strip()}")
             if "stream" in event and event["stream"].strip():
@@ -209,6 +249,7 @@ def image_push(
     tag: str,
     auth: dict[str, str],
     on_line: Lines,
+    on_wait: Beat = _no_beat,
 ) -> str:
     """Push and return the digest. docker-py reports failures only as
     events in the stream, so every event is read and any error fails."""
@@ -218,7 +259,7 @@ def image_push(
         stream = client.api.push(
             repository, tag=tag, stream=True, decode=True, auth_config=auth
         )
-        for event in stream:
+        for event in _beating(stream, on_wait=on_wait):
             if "error" in event or "errorDetail" in event:
                 message = event.get("error") or event["errorDetail"].get("message")
                 raise EngineError(f"The push to {repository} failed: {message}")
@@ -496,8 +537,13 @@ def _namespaces(spec: ContainerSpec) -> dict[str, str]:
 def container_health_wait(
     container: Container, *, timeout: float, on_wait: Beat = _no_beat
 ) -> str:
-    """Wait until the container is healthy; return "healthy", "unhealthy",
-    "exited" or "timeout"."""
+    """Wait until the container is healthy; return "healthy", "exited", or,
+    once ``timeout`` has passed, "unhealthy" or "timeout".
+
+    The engine calls a container unhealthy after a few failed checks past
+    its start period, yet keeps checking and calls it healthy at the first
+    check that passes: a service slower to start than that still has until
+    the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         on_wait()
@@ -506,13 +552,13 @@ def container_health_wait(
         if state.get("Status") in {"exited", "dead"}:
             return "exited"
         health = (state.get("Health") or {}).get("Status")
-        if health in {"healthy", "unhealthy"}:
-            return str(health)
+        if health == "healthy":
+            return "healthy"
         if health is None and state.get("Running"):
             # No health check at all: running is the best there is.
             return "healthy"
         if time.monotonic() >= deadline:
-            return "timeout"
+            return "unhealthy" if health == "unhealthy" else "timeout"
         time.sleep(0.05)
 
 

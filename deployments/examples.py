@@ -27,6 +27,9 @@ from deployments.policy import namespace_shared, security_option_unconfined
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MEMORY = re.compile(r"^[1-9][0-9]{0,4}[km]$")
+# A URL path the health command and the verify step request as written:
+# printable ASCII, no spaces; as long as a deployment keeps.
+URL_PATH = re.compile(r"/[!-~]{0,199}")
 USER = re.compile(r"^[0-9]{1,10}(?::[0-9]{1,10})?$")
 RUN_OPTIONS = {
     "volumes": "binds",
@@ -285,13 +288,17 @@ def example_load(slug: str) -> Example:
 
 def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
     port = manifest.get("port")
-    if not isinstance(port, int) or not 1 <= port <= 65535:
+    # YAML's true is an int to Python.
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ExampleInvalid(f"{slug}: port must be a number from 1 to 65535.")
     paths = {}
     for key in ("health_path", "proof_path"):
         value = manifest.get(key, "")
-        if value and (not isinstance(value, str) or not value.startswith("/")):
-            raise ExampleInvalid(f"{slug}: {key} must start with /.")
+        if value and (not isinstance(value, str) or not URL_PATH.fullmatch(value)):
+            raise ExampleInvalid(
+                f"{slug}: {key} must start with / and be at most 200 printable "
+                "characters without spaces."
+            )
         paths[key] = value or ""
     if not paths["health_path"]:
         raise ExampleInvalid(f"{slug}: health_path is required.")
@@ -310,11 +317,21 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
     if not MEMORY.match(memory):
         raise ExampleInvalid(f"{slug}: resources.memory must look like 64m.")
     cpus, pids = resources.get("cpus", 0.5), resources.get("pids", 64)
-    if not isinstance(cpus, int | float) or not 0.01 <= cpus <= 4:
+    if (
+        isinstance(cpus, bool)
+        or not isinstance(cpus, int | float)
+        or not 0.01 <= cpus <= 4
+    ):
         raise ExampleInvalid(f"{slug}: resources.cpus must be from 0.01 to 4.")
     if not isinstance(pids, int) or not 8 <= pids <= 1024:
         raise ExampleInvalid(f"{slug}: resources.pids must be from 8 to 1024.")
-    user = str(manifest.get("user") or "65534:65534")
+    user = manifest.get("user", "65534:65534")
+    if not isinstance(user, str):
+        # YAML reads an unquoted 1000:0 as the number 60000.
+        raise ExampleInvalid(
+            f'{slug}: user must be written in quotes, as "UID:GID" (YAML reads '
+            f"an unquoted one as a number; this one became {user!r})."
+        )
     if not USER.match(user):
         raise ExampleInvalid(f"{slug}: user must be a numeric UID or UID:GID.")
     run = _run_read(slug, manifest.get("run") or {})

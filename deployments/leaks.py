@@ -18,6 +18,30 @@ from typing import IO
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
+# A base64 form shorter than this would match by chance in a large image.
+BASE64_MINIMUM = 8
+
+
+def base64_forms(raw: bytes) -> list[bytes]:
+    """The text a value always leaves in base64, wherever it starts in what
+    was encoded: base64 turns each 3 bytes into 4 characters, so a value
+    after 1 or 2 other bytes (``user:`` before a password) encodes to other
+    characters than on its own, and the characters it shares with the bytes
+    around it (a newline after it, say) differ again. For each of the three
+    alignments, the characters that only the value decides; in both the
+    standard and the URL-safe alphabet."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw)
+        start = 4 if shift else 0
+        end = (shift + len(raw)) // 3 * 4
+        core = encoded[start:end]
+        if len(core) >= BASE64_MINIMUM:
+            forms.append(core)
+            forms.append(core.replace(b"+", b"-").replace(b"/", b"_"))
+    return list(dict.fromkeys(forms))
+
+
 def _needles(values: Iterable[str]) -> list[bytes]:
     needles = []
     for value in values:
@@ -26,18 +50,23 @@ def _needles(values: Iterable[str]) -> list[bytes]:
             continue
         needles.append(raw)
         needles.append(base64.b64encode(raw).rstrip(b"="))
+        needles.extend(base64_forms(raw))
     return needles
 
 
 def _search(stream: IO[bytes], needles: list[bytes]) -> bool:
-    overlap = max(len(needle) for needle in needles) - 1
+    # Twice the longest needle: a wrapped form has line breaks inside.
+    overlap = 2 * max(len(needle) for needle in needles)
     tail = b""
     while True:
         chunk = stream.read(CHUNK_BYTES)
         if not chunk:
             return False
         window = tail + chunk
-        if any(needle in window for needle in needles):
+        # base64 tools wrap their lines (at 76 characters, say), which can
+        # split a value's form in two.
+        unwrapped = window.replace(b"\r", b"").replace(b"\n", b"")
+        if any(needle in window or needle in unwrapped for needle in needles):
             return True
         tail = window[-overlap:] if overlap else b""
 

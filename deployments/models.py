@@ -135,6 +135,9 @@ class Deployment(models.Model):
     repository = models.CharField(max_length=400)
     digest = models.CharField(max_length=71, blank=True)
     previous_digest = models.CharField(max_length=71, blank=True)
+    # Where the previous digest lives: an image deployed anew under the same
+    # name may come from another repository. Empty: the same repository.
+    previous_repository = models.CharField(max_length=400, blank=True)
     container_id = models.CharField(max_length=64, blank=True)
     container_name = models.CharField(max_length=128, blank=True)
     port = models.PositiveIntegerField(default=0)

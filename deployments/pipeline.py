@@ -32,7 +32,7 @@ from docker.models.containers import Container
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
 from deployments.examples import Example, example_load
-from deployments.leaks import archive_leaks
+from deployments.leaks import archive_leaks, base64_forms
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
 from deployments.references import ReferenceInvalid, reference_parse
@@ -67,6 +67,8 @@ def secrets_mask(text: str, values: dict[str, str]) -> str:
             text = text.replace(value, MASK)
             encoded = base64.b64encode(value.encode()).decode().rstrip("=")
             text = text.replace(encoded, MASK)
+            for form in base64_forms(value.encode()):
+                text = text.replace(form.decode(), MASK)
     return text
 
 
@@ -82,6 +84,8 @@ class Pass:
     local_image: str = ""
     repository: str = ""
     healthy_at: float = 0.0
+    # The signed provenance statement of the digest being deployed.
+    provenance: dict[str, Any] = field(default_factory=dict)
     _client: docker.DockerClient | None = None
     _buffer: list[str] = field(default_factory=list)
     _flushed: float = 0.0
@@ -168,6 +172,7 @@ def _policy(state: Pass, image: str) -> ContainerSpec:
         spec,
         allowed_registries=settings.DEPLOYMENTS_ALLOWED_REGISTRIES,
         require_digest=True,
+        site_ports=_site_ports(),
     )
     if refusals:
         raise StepFailed(
@@ -175,6 +180,14 @@ def _policy(state: Pass, image: str) -> ContainerSpec:
             + "; ".join(str(refusal) for refusal in refusals)
         )
     return spec
+
+
+def _site_ports() -> set[int]:
+    """The loopback port of the site's registry, which the engine and
+    buildah send its credentials to."""
+    host, _, port = settings.DEPLOYMENTS_REGISTRY.rpartition(":")
+    loopback = host in {"127.0.0.1", "localhost", "[::1]"}
+    return {int(port)} if loopback and port.isdigit() else set()
 
 
 def step_check(state: Pass) -> None:
@@ -192,7 +205,8 @@ def step_check(state: Pass) -> None:
             "The example and its deployment pass every policy rule: no Docker "
             "socket or folder above it, a non-root user, no privileged mode, "
             "no added capabilities, no host namespaces, no devices, security "
-            "profiles on, no DOCKER_HOST, ports on 127.0.0.1 only, registry "
+            "profiles on, no DOCKER_HOST, ports on 127.0.0.1 only and none of the "
+            "registry's, registry "
             f"{settings.DEPLOYMENTS_REGISTRY} allowed, deployed by digest."
         )
         return
@@ -202,7 +216,7 @@ def step_check(state: Pass) -> None:
             raise StepFailed(
                 f"{run.subject} has no earlier healthy digest to roll back to."
             )
-        state.repository = deployment.repository
+        state.repository = deployment.previous_repository or deployment.repository
         run.digest = deployment.previous_digest
     else:
         reference = reference_parse(run.image)
@@ -234,7 +248,11 @@ def _resolve(state: Pass, repository: str, tag: str) -> str:
 
 def _secret_file(folder: Path, name: str, value: str, owner: str | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o711)
+    # The file belongs to the container's user, a UID that daemons on the
+    # host share (65534 is nobody): only root may reach it. The container
+    # still reads it, through its bind mount, which needs no way through the
+    # host's folders.
+    os.chmod(folder, 0o700)
     path = folder / name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
     with os.fdopen(descriptor, "w") as file:
@@ -269,6 +287,7 @@ def step_build(state: Pass) -> None:
             tag=state.local_image,
             build_arguments={"BASE_IMAGE": settings.DEPLOYMENTS_BASE_IMAGE},
             on_line=lambda line: _build_line(state, line),
+            on_wait=state.beat,
         )
         state.proved(
             "Built by the Docker engine's builder; the example needs no build-time secret."
@@ -365,6 +384,7 @@ def step_push(state: Pass) -> None:
             tag=tag,
             auth=run_auth(),
             on_line=state.log,
+            on_wait=state.beat,
         )
     else:
         run.digest = buildah.buildah_push(
@@ -382,8 +402,20 @@ def step_push(state: Pass) -> None:
     )
 
 
+def build_fingerprint(value: str) -> str:
+    """What an example's image keeps of a build-time secret, and shows
+    through its proof path: SHA-256 of the value after a fixed prefix."""
+    return hashlib.sha256(f"lessongraph-build-proof:{value}".encode()).hexdigest()
+
+
 def step_sign(state: Pass) -> None:
     run = state.run
+    # A rollback deploys an image built before a build-time secret may have
+    # changed; the statement keeps what the image was built with.
+    fingerprints = {
+        name: build_fingerprint(state.secret_values[name])
+        for name in (_example(state).build_secrets if run.example else ())
+    }
     statement = {
         "image": state.repository,
         "digest": run.digest,
@@ -392,6 +424,7 @@ def step_sign(state: Pass) -> None:
         "started_by": run.started_by.username,
         "run": run.pk,
         "signed_at": timezone.now().isoformat(),
+        "build_secret_fingerprints": fingerprints,
     }
     document = provenance_sign(statement)
     path = reference_parse(state.repository).repository
@@ -415,6 +448,7 @@ def step_deploy(state: Pass) -> None:
     statement = provenance_verify(
         registry.signature_fetch(path, run.digest), digest=run.digest
     )
+    state.provenance = statement
     state.log(
         f"signature verified: built by {statement.get('builder')} in run {statement.get('run')}"
     )
@@ -429,7 +463,7 @@ def step_deploy(state: Pass) -> None:
             secret_folder, name, state.secret_values[name], spec.user
         )
         spec.secret_files[name] = str(path_on_host)
-    engine.container_remove(state.client, spec.name)
+    _own_container_remove(state, spec.name)
     started = time.monotonic()
     container = engine.container_start(state.client, spec)
     timeout = settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS
@@ -562,11 +596,40 @@ def _deployment_switch(
     return retired
 
 
+def _own_container_remove(state: Pass, name: str) -> None:
+    """Remove this site's container of that name, left by an earlier try.
+
+    Names can coincide across sites sharing an engine (instance "a"
+    deploying "b-web" and instance "a-b" deploying "web" both name
+    ``a-b-web-r5``): another site's container is never removed, and the
+    step fails saying so."""
+    container = engine.container_find(state.client, name)
+    if container is None:
+        return
+    if not _ours(container):
+        raise StepFailed(
+            f"A container named {name} that this site did not start exists on "
+            f"{state.run.target} (another site sharing the engine?); it was left "
+            "alone and nothing was started."
+        )
+    engine.container_remove(state.client, container.id or name)
+
+
+def _ours(container: Container) -> bool:
+    labels = container.labels or {}
+    return labels.get("lessongraph.instance") == settings.DEPLOYMENTS_INSTANCE
+
+
 def _container_retire(client: docker.DockerClient, name: str) -> None:
     """Remove a container, its secret files and its image, unless another
     container still uses that image (the one replacing it, or another
     deployment of the same digest). A later rollback pulls the image again
-    by digest from the registry, which keeps it."""
+    by digest from the registry, which keeps it. A container of that name
+    that another site started is left alone."""
+    container = engine.container_find(client, name)
+    if container is not None and not _ours(container):
+        logger.warning("Container %s is not this site's; not retired", name)
+        return
     image = engine.container_image_id(client, name)
     engine.container_remove(client, name)
     shutil.rmtree(settings.DEPLOYMENTS_DIR / "secrets" / name, ignore_errors=True)
@@ -597,6 +660,7 @@ def _deployment_point(
     retired = old_name if live and old_name and old_name != spec.name else ""
     if live and deployment.digest and deployment.digest != run.digest:
         deployment.previous_digest = deployment.digest
+        deployment.previous_repository = deployment.repository
     deployment.example = run.example
     deployment.repository = state.repository
     deployment.digest = run.digest
@@ -669,13 +733,19 @@ def _secret_proofs(state: Pass, base: str) -> str:
     except (requests.RequestException, ValueError) as error:
         raise StepFailed(f"{example.proof_path} gave no proof: {error}") from None
     said = []
+    signed = state.provenance.get("build_secret_fingerprints") or {}
     for name in example.build_secrets:
-        expected = hashlib.sha256(
-            f"lessongraph-build-proof:{state.secret_values[name]}".encode()
-        ).hexdigest()
+        current = build_fingerprint(state.secret_values[name])
+        expected = signed.get(name) or current
         if proof.get("build_secret_fingerprint") != expected:
             raise StepFailed(f"The service's fingerprint of {name} does not match.")
-        said.append(f"{name} (its fingerprint matches)")
+        if expected == current:
+            said.append(f"{name} (its fingerprint matches)")
+        else:
+            said.append(
+                f"{name} as it was when the image was built (its fingerprint "
+                "matches the signed one; the value has changed since)"
+            )
     for name in example.run_secrets:
         expected = hashlib.sha256(
             f"{nonce}:{state.secret_values[name]}".encode()
@@ -793,7 +863,11 @@ def run_repository(run: Run) -> str:
     if run.kind == Run.Kind.IMAGE:
         return reference_parse(run.image).name if run.image else ""
     deployment = Deployment.objects.filter(name=run.subject, target=run.target).first()
-    return deployment.repository if deployment else ""
+    if deployment is None:
+        return ""
+    if run.kind == Run.Kind.ROLLBACK and run.digest == deployment.previous_digest:
+        return deployment.previous_repository or deployment.repository
+    return deployment.repository
 
 
 def run_images_remove(client: docker.DockerClient, *, run: Run) -> None:

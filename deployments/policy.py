@@ -6,9 +6,15 @@ refusal says which rule it broke.
 
 import os
 import posixpath
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from deployments.engine import ContainerSpec, security_option_parts
+from deployments.engine import (
+    ContainerSpec,
+    port_binding_parse,
+    security_option_parts,
+)
 from deployments.references import ReferenceInvalid, reference_parse
 
 # The socket and every folder above it: binding any of these hands the
@@ -35,6 +41,7 @@ UNCONFINED = {
     ("no-new-privileges", "false"),
 }
 LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+NUMBER = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,15 @@ class Refusal:
 
 
 def policy_check(
-    spec: ContainerSpec, *, allowed_registries: list[str], require_digest: bool
+    spec: ContainerSpec,
+    *,
+    allowed_registries: list[str],
+    require_digest: bool,
+    site_ports: Collection[int] = (),
 ) -> list[Refusal]:
-    """Every rule the container breaks; empty when it may start."""
+    """Every rule the container breaks; empty when it may start.
+    ``site_ports`` are the loopback ports the site's own services listen on
+    (its registry's)."""
     refusals = []
     for bind in spec.binds:
         source = posixpath.normpath(bind.split(":", 1)[0]) if bind else ""
@@ -70,14 +83,9 @@ def policy_check(
                     "are the only host files a container gets.",
                 )
             )
-    if _root(spec.user):
-        refusals.append(
-            Refusal(
-                "root-user",
-                f"user {spec.user!r} runs the container as root (user or group "
-                "0); name a numeric non-root UID:GID.",
-            )
-        )
+    root = _root(spec.user)
+    if root:
+        refusals.append(Refusal("root-user", f"user {spec.user!r} {root}"))
     if spec.privileged:
         refusals.append(Refusal("privileged", "privileged mode is refused."))
     for capability in spec.cap_add:
@@ -109,7 +117,7 @@ def policy_check(
                 Refusal("docker-host", "a DOCKER_HOST variable is refused.")
             )
     for binding in spec.port_bindings:
-        refusal = _port_refusal(binding)
+        refusal = _port_refusal(binding) or _site_port_refusal(binding, site_ports)
         if refusal is not None:
             refusals.append(refusal)
     refusals.extend(_image_refusals(spec.image, allowed_registries, require_digest))
@@ -132,13 +140,27 @@ def security_option_unconfined(option: str) -> bool:
     return (key, value) in UNCONFINED or key == "unmask"
 
 
-def _root(user: str) -> bool:
-    """Whether ``UID[:GID]`` is root, or names no user and so leaves the
-    image's default, which is root."""
+def _root(user: str) -> str:
+    """Why ``UID:GID`` may run the container as root, or "" when it cannot.
+
+    Only numbers settle it: a name is looked up in the image's own
+    /etc/passwd, which may map it to 0, and without a GID the engine takes
+    the image's group for that user, or group 0 (root) for a UID the image
+    does not know."""
     uid, _, gid = user.strip().partition(":")
-    if not uid:
-        return True
-    return any(part == "root" or part.strip("0") == "" for part in (uid, gid) if part)
+    numbers = [int(part) if NUMBER.fullmatch(part) else None for part in (uid, gid)]
+    if "root" in (uid, gid) or 0 in numbers:
+        return (
+            "runs the container as root (user or group 0); name a numeric "
+            "non-root UID:GID."
+        )
+    if None in numbers:
+        return (
+            "leaves the container's user or group to the image, which may make "
+            "it root (a UID without a GID runs in group 0); name a numeric "
+            "non-root UID:GID."
+        )
+    return ""
 
 
 def _port_refusal(binding: str) -> Refusal | None:
@@ -151,6 +173,23 @@ def _port_refusal(binding: str) -> Refusal | None:
     return Refusal(
         "ports-all-interfaces",
         f"publishing {binding!r} would listen beyond 127.0.0.1.",
+    )
+
+
+def _site_port_refusal(binding: str, site_ports: Collection[int]) -> Refusal | None:
+    """A fixed host port the site's registry listens on: while the registry
+    is down, the container would take the port and be sent the registry's
+    credentials by the next push or pull."""
+    try:
+        host_port = port_binding_parse(binding).host_port
+    except ValueError:
+        return None
+    if host_port is None or host_port not in site_ports:
+        return None
+    return Refusal(
+        "site-port",
+        f"publishing {binding!r} would take port {host_port}, where the site's "
+        "registry listens; leave the host port out or pick another.",
     )
 
 

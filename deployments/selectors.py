@@ -85,6 +85,12 @@ def deployment_as_json(deployment: Deployment) -> dict[str, Any]:
         if deployment.digest
         else "",
         "previous_digest": deployment.previous_digest,
+        "previous_image": (
+            f"{deployment.previous_repository or deployment.repository}"
+            f"@{deployment.previous_digest}"
+            if deployment.previous_digest
+            else ""
+        ),
         "container": deployment.container_name,
         "url": deployment.url,
         "last_run": deployment.last_run_id,

@@ -147,6 +147,7 @@ ACTIONS: dict[str, str] = {
     Run.Kind.IMAGE: "deploy under its name",
     Run.Kind.ROLLBACK: "roll it back",
     Run.Kind.TEARDOWN: "tear it down",
+    "secret": "set its example's secrets",
 }
 
 
@@ -200,6 +201,8 @@ def image_deploy_start(
 
 
 def deployment_action_start(*, account: User, deployment: Deployment, kind: str) -> Run:
+    # Whose it is comes first: anyone else learns nothing of its state.
+    deployment_owner_check(account=account, deployment=deployment, doing=ACTIONS[kind])
     if kind == Run.Kind.ROLLBACK and not deployment.previous_digest:
         raise ApplicationError(
             f"{deployment.name} has no earlier healthy digest to roll back to.",
@@ -231,6 +234,36 @@ def example_secrets_ensure(*, example: str) -> None:
             secret_set(
                 example=example, name=name, value=secrets.token_urlsafe(SECRET_BYTES)
             )
+
+
+def example_secret_set(*, account: User, example: str, name: str, value: str) -> Secret:
+    """Set one of an example's secrets, as someone who may deploy it.
+
+    The example's deployments run with its secrets, so a value is set only
+    by whoever may deploy under their names (their owner, or staff; anyone
+    once they are torn down), and not while another account's run of the
+    example is active: that run would pick up a value it did not choose."""
+    deployments = Deployment.objects.filter(example=example).select_related("owner")
+    for deployment in deployments:
+        if not deployment.claimable_by(account):
+            deployment_owner_check(
+                account=account, deployment=deployment, doing=ACTIONS["secret"]
+            )
+    active = (
+        Run.objects.filter(example=example, status__in=Run.ACTIVE)
+        .exclude(started_by=account)
+        .select_related("started_by")
+        .first()
+    )
+    if active is not None:
+        raise ApplicationError(
+            f"Run {active.pk} of {example}, started by "
+            f"{active.started_by.username}, is active; set the secret once it "
+            "ends.",
+            status=HTTPStatus.CONFLICT,
+            extra={"active_run": active.pk},
+        )
+    return secret_set(example=example, name=name, value=value)
 
 
 def secret_set(*, example: str, name: str, value: str) -> Secret:

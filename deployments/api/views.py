@@ -132,8 +132,11 @@ class ExampleSecretView(APIView):
         serializer = SecretSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            services.secret_set(
-                example=slug, name=name, value=serializer.validated_data["value"]
+            services.example_secret_set(
+                account=_account(request),
+                example=slug,
+                name=name,
+                value=serializer.validated_data["value"],
             )
         except ExampleInvalid as error:
             raise ApplicationError(str(error), status=HTTPStatus.NOT_FOUND) from None

@@ -81,6 +81,41 @@ def deployments_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
             subprocess.run(
                 ["docker", "rm", "-f", *names], capture_output=True, timeout=60
             )
+        images_remove(registry_address)
+
+
+def images_remove(registry_address: str) -> None:
+    """The images the session pulled, built or tagged from its own registry,
+    from the engine and from buildah's store: nothing else names them."""
+    listed = subprocess.run(
+        ["docker", "images", "--digests", "--format",
+         "{{.Repository}} {{.Tag}} {{.Digest}}"],
+        capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    references = []
+    for line in listed.splitlines():
+        repository, tag, digest = line.split()
+        if repository.startswith(f"{registry_address}/"):
+            references.append(
+                f"{repository}:{tag}" if tag != "<none>" else f"{repository}@{digest}"
+            )
+    if references:
+        subprocess.run(
+            ["docker", "rmi", "-f", *references], capture_output=True, timeout=120
+        )
+    stored = subprocess.run(
+        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"],
+        capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    names = [
+        name
+        for name in stored.split()
+        if name.startswith((f"{registry_address}/", f"localhost/{INSTANCE}/"))
+    ]
+    if names:
+        subprocess.run(
+            ["buildah", "rmi", "-f", *names], capture_output=True, timeout=120
+        )
 
 
 def containers_remove() -> None:

@@ -241,6 +241,74 @@ def test_bad_secrets_are_refused(client, instructor, path, body, status):
     assert services.secret_values(example=FLAGSHIP) == {}
 
 
+def secret_put(client: Client, name: str, value: str) -> object:
+    return client.put(
+        f"/api/deployments/examples/{FLAGSHIP}/secrets/{name}",
+        {"value": value},
+        content_type="application/json",
+    )
+
+
+@pytest.fixture
+def flagship_of_grace(instructor) -> Deployment:
+    services.secret_set(example=FLAGSHIP, name="api_key", value="grace-chose-this")
+    return Deployment.objects.create(
+        name=FLAGSHIP,
+        example=FLAGSHIP,
+        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
+        digest="sha256:" + "b" * 64,
+        container_name=f"{FLAGSHIP}-r1",
+        owner=instructor,
+    )
+
+
+def test_another_instructor_cannot_set_the_secrets_of_an_example_someone_runs(
+    client, colleague, flagship_of_grace
+):
+    signed_in(client, colleague)
+
+    answer = secret_put(client, "api_key", "ada-knows-this-one")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == (
+        f"{FLAGSHIP} on local belongs to Grace; only they or staff may set its "
+        "example's secrets."
+    )
+    assert services.secret_values(example=FLAGSHIP)["api_key"] == "grace-chose-this"
+
+
+def test_the_owner_and_staff_may_set_the_secrets_of_an_example_they_run(
+    client, instructor, flagship_of_grace
+):
+    staff = User.objects.create(username="Sam", role=User.Role.STAFF)
+
+    by_owner = secret_put(signed_in(client, instructor), "api_key", "grace-again-1")
+    by_staff = secret_put(signed_in(Client(), staff), "build_token", "staff-set-it")
+
+    assert by_owner.status_code == HTTPStatus.NO_CONTENT
+    assert by_staff.status_code == HTTPStatus.NO_CONTENT
+    assert services.secret_values(example=FLAGSHIP) == {
+        "api_key": "grace-again-1",
+        "build_token": "staff-set-it",
+    }
+
+
+def test_a_secret_waits_for_another_instructor_s_active_run_of_the_example(
+    client, instructor, colleague
+):
+    queued = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP, started_by=colleague
+    )
+    signed_in(client, instructor)
+
+    answer = secret_put(client, "api_key", "grace-chose-this")
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert answer.json()["active_run"] == queued.pk
+    assert f"started by {colleague.username}, is active" in answer.json()["detail"]
+    assert services.secret_values(example=FLAGSHIP) == {}
+
+
 @pytest.fixture
 def others_deployment(instructor) -> Deployment:
     return Deployment.objects.create(
@@ -274,6 +342,28 @@ def test_another_instructor_cannot_act_on_a_deployment(
         f"web on local belongs to Grace; only they or staff may {doing}."
     )
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "doing"),
+    [("rollback", "roll it back"), ("teardown", "tear it down")],
+)
+def test_another_instructor_is_refused_before_learning_a_deployment_s_state(
+    client, colleague, others_deployment, deployments_home, action, doing
+):
+    # Nothing to roll back to, and already torn down: the owner would get
+    # 409 for either; anyone else is told only whose it is.
+    others_deployment.previous_digest = ""
+    others_deployment.status = Deployment.Status.TORN_DOWN
+    others_deployment.save()
+    signed_in(client, colleague)
+
+    answer = post(client, f"/api/deployments/{others_deployment.pk}/{action}", {})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert answer.json()["detail"] == (
+        f"web on local belongs to Grace; only they or staff may {doing}."
+    )
 
 
 def test_another_instructor_cannot_read_a_deployment_s_logs(

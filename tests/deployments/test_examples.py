@@ -69,6 +69,22 @@ def test_a_user_that_is_not_numbers_is_refused_when_the_manifest_is_read(
         example_load(slug)
 
 
+@pytest.mark.parametrize("user", ["1000:0", "1:30", "1000", "0"])
+def test_a_user_yaml_reads_as_a_number_is_refused_when_the_manifest_is_read(
+    examples, user
+):
+    # Unquoted, 1000:0 is the number 60000 to YAML: a UID without a group,
+    # which the engine would run in group 0.
+    slug = manifest_write(examples, f"user: {user}\n")
+
+    with pytest.raises(ExampleInvalid, match="user must be written in quotes"):
+        example_load(slug)
+
+
+def test_a_quoted_user_without_a_group_is_refused_by_the_policy(examples):
+    assert refused_rules(examples, "user: '1000'\n") == ["root-user"]
+
+
 @pytest.mark.parametrize(
     ("run", "rule"),
     [
@@ -85,6 +101,27 @@ def test_options_in_docker_s_other_spellings_are_judged_by_their_rule(
     examples, run, rule
 ):
     assert refused_rules(examples, f"run: {run}\n") == [rule]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "words"),
+    [
+        ("port: true\nhealth_path: /health\n", "port must be a number"),
+        (MANIFEST + "resources: {cpus: true}\n", "resources.cpus must be"),
+        ("port: 8080\nhealth_path: '/health\\nX-Extra: 1'\n", "health_path must"),
+        ("port: 8080\nhealth_path: '/ health'\n", "health_path must start with /"),
+        (f"port: 8080\nhealth_path: '/{'h' * 200}'\n", "at most 200"),
+        (MANIFEST + "proof_path: proof\n", "proof_path must start with /"),
+    ],
+)
+def test_settings_of_the_wrong_shape_are_refused_when_the_manifest_is_read(
+    examples, manifest, words
+):
+    slug = manifest_write(examples, "")
+    (examples / slug / "manifest.yaml").write_text(manifest)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,13 @@
 """What the pipeline refuses and survives, on the real engine, registry and
 buildah."""
 
+import json
+import os
+import re
+import secrets
+import signal
 import subprocess
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -43,6 +49,22 @@ LEAKY_DOCKERFILES = {
     "copied-from-mount": (
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
         "RUN --mount=type=secret,id=build_token cp /run/secrets/build_token /www/token\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    # As in a registry's auth field: base64 of "user:secret", where the value
+    # starts a byte past a 3-byte boundary.
+    "base64-after-a-name": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        "RUN --mount=type=secret,id=build_token { printf 'bot:'; "
+        "cat /run/secrets/build_token; } | base64 > /www/auth\n"
+        'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    # base64 wraps its lines at 76 characters; 40 bytes in, the value's
+    # form is split across two lines.
+    "base64-wrapped": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY www /www\n"
+        "RUN --mount=type=secret,id=build_token { printf '%040d' 0; "
+        "cat /run/secrets/build_token; echo; } | base64 > /www/wrapped\n"
         'USER 65534:65534\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
     ),
 }
@@ -104,6 +126,24 @@ def test_policy_refuses_a_bad_example_before_anything_is_built(
     assert steps["build"].status == Step.Status.SKIPPED
 
 
+def test_policy_refuses_an_example_that_would_take_the_registry_s_port(
+    worker, instructor, examples, settings
+):
+    port = settings.DEPLOYMENTS_REGISTRY.rpartition(":")[2]
+    slug = example_write(
+        examples,
+        "registry-squatter",
+        PLAIN_DOCKERFILE,
+        PLAIN_MANIFEST + f"run: {{ports: ['127.0.0.1:{port}:8080']}}\n",
+    )
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["check"].status == Step.Status.FAILED
+    assert f"site-port: publishing '127.0.0.1:{port}:8080'" in run.error
+
+
 def test_docker_builder_refuses_build_time_secrets_and_says_why(worker, instructor):
     run = example_run(instructor, builder=Run.Builder.DOCKER)
 
@@ -125,8 +165,9 @@ def test_docker_builder_builds_pushes_and_deploys_an_example_without_build_secre
 
 
 def test_a_failed_health_check_keeps_the_old_container_serving(
-    worker, instructor, examples
+    worker, instructor, examples, settings
 ):
+    settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = 3
     slug = example_write(examples, "sometimes-sick", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
     healthy = example_run(instructor, slug)
     assert healthy.status == Run.Status.SUCCEEDED, healthy.error
@@ -296,6 +337,48 @@ def test_reconciliation_fails_a_run_its_worker_left_and_removes_its_container(
     assert engine.container_find(client, container_name(run)) is None
 
 
+def test_a_container_of_another_site_with_the_same_name_is_left_alone(
+    worker, instructor
+):
+    built = example_run(instructor)
+    assert built.status == Run.Status.SUCCEEDED, built.error
+    image = f"{Deployment.objects.get(name=FLAGSHIP).repository}@{built.digest}"
+    # Another site, instance "<ours>-x", deploying "web" in its run N names
+    # its container as this site deploying "x-web" in run N does.
+    probe = Run.objects.create(kind=Run.Kind.IMAGE, subject="x", started_by=instructor)
+    next_pk = probe.pk + 1
+    probe.delete()
+    theirs = f"{INSTANCE}-x-web-r{next_pk}"
+    subprocess.run(
+        ["docker", "run", "-d", "--name", theirs,
+         "--label", f"lessongraph.instance={INSTANCE}-x", "--user", "65534:65534",
+         image, "httpd", "-f", "-p", "8080", "-h", "/www"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        run = run_wait(
+            services.image_deploy_start(
+                account=instructor,
+                image=image,
+                name="x-web",
+                target="local",
+                port=8080,
+                health_path="/health",
+            )
+        )
+        labels = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Labels}}", theirs],
+            capture_output=True, text=True,
+        ).stdout  # fmt: skip
+    finally:
+        subprocess.run(["docker", "rm", "-f", theirs], capture_output=True)
+
+    assert run.pk == next_pk
+    assert run.status == Run.Status.FAILED
+    assert "that this site did not start" in run.error
+    assert f'"lessongraph.instance":"{INSTANCE}-x"' in labels
+
+
 def test_a_run_no_worker_took_is_failed_so_a_new_start_can_go(
     deployments_home, instructor, settings
 ):
@@ -366,6 +449,58 @@ def test_a_run_waiting_on_a_slow_health_check_is_not_taken_for_dead(
     run.refresh_from_db()
     assert reconciled == []
     assert run.status == Run.Status.SUCCEEDED, run.error
+
+
+def test_a_silent_step_of_the_docker_builder_is_not_taken_for_dead(
+    worker, instructor, examples, settings
+):
+    # The engine's builder writes nothing while a RUN step works.
+    settings.DEPLOYMENTS_RUN_STALE_SECONDS = 2
+    slug = example_write(
+        examples,
+        "silent-build",
+        PLAIN_DOCKERFILE.replace("COPY www /www", "COPY www /www\nRUN sleep 5"),
+        PLAIN_MANIFEST,
+    )
+    run = services.run_start(
+        account=instructor,
+        kind=Run.Kind.EXAMPLE,
+        subject=slug,
+        example=slug,
+        builder=Run.Builder.DOCKER,
+    )
+
+    reconciled: list[int] = []
+    while Run.objects.get(pk=run.pk).active:
+        reconciled += services.runs_reconcile()
+        time.sleep(0.2)
+
+    run.refresh_from_db()
+    assert reconciled == []
+    assert run.status == Run.Status.SUCCEEDED, run.error
+
+
+def test_a_service_slower_to_start_than_the_engine_s_checks_has_until_the_timeout(
+    worker, instructor, examples, settings
+):
+    # Past the health check's start period of 5 s and its retries, the
+    # engine calls this service unhealthy before it first answers.
+    settings.DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = 20
+    slug = example_write(
+        examples,
+        "slower-start",
+        SLOW_DOCKERFILE.replace("sleep 4", "sleep 8"),
+        PLAIN_MANIFEST,
+    )
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    healthy_after = re.search(
+        r"Healthy after ([0-9.]+) s", steps_of(run)["deploy"].proof
+    )
+    assert healthy_after is not None
+    assert float(healthy_after[1]) > 7
 
 
 def test_a_run_the_reconciliation_failed_does_not_switch_the_deployment(
@@ -476,3 +611,61 @@ def test_reconciliation_removes_the_images_a_failed_run_pulled(
     for reference in (pulled, f"{repository}:run-{run.pk}"):
         with pytest.raises(engine.EngineError, match="No such image"):
             engine.image_inspect(client, reference)
+
+
+def _working_containers(prefix: str) -> list[str]:
+    """buildah's working containers whose names start so (bud names them
+    after the image they start from)."""
+    listed = subprocess.run(
+        ["buildah", "containers", "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        entry["containername"]
+        for entry in json.loads(listed) or []
+        if entry["containername"].startswith(prefix)
+    ]
+
+
+def test_a_build_whose_worker_is_killed_leaves_no_working_container(
+    deployments_home, tmp_path, settings
+):
+    token = secrets.token_hex(4)
+    base = f"localhost/{INSTANCE}/killed-base-{token}:1"
+    named = f"killed-base-{token}"
+    subprocess.run(
+        ["buildah", "tag", settings.DEPLOYMENTS_BASE_IMAGE, base],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN sleep 60\n")
+    tag = f"localhost/{INSTANCE}/killed-build-{token}:1"
+    worker_stand_in = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from deployments.buildah import buildah_run; "
+         "buildah_run(sys.argv[1:], timeout=120)",
+         "bud", "--format", "docker", "--pull-never", "-t", tag, str(tmp_path)],
+        cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _working_containers(named) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _working_containers(named), "the build never started"
+        # Into the RUN step, where a build spends its time.
+        time.sleep(2)
+
+        worker_stand_in.kill()
+        worker_stand_in.wait()
+        deadline = time.monotonic() + 20
+        while _working_containers(named) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        assert _working_containers(named) == []
+    finally:
+        worker_stand_in.kill()
+        # Without the death signal, buildah builds on; its tag names it.
+        left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True)
+        for pid in left.stdout.split():
+            os.kill(int(pid), signal.SIGTERM)
+        for name in _working_containers(named):
+            subprocess.run(["buildah", "rm", name], capture_output=True)
+        subprocess.run(["buildah", "rmi", "-f", base, tag], capture_output=True)

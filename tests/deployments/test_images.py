@@ -86,3 +86,30 @@ def test_an_image_that_never_answers_keeps_the_old_container_serving(
     after = Deployment.objects.get(name="copy")
     assert after.container_name == before.container_name
     assert requests.get(before.url + "health", timeout=5).status_code == HTTPStatus.OK
+
+
+def test_a_rollback_finds_an_earlier_image_of_another_repository(
+    worker, instructor, examples
+):
+    (first,) = images_built(instructor, examples, 1)
+    other = example_write(examples, "other-repository", DOCKERFILE, MANIFEST)
+    built = example_run(instructor, other)
+    assert built.status == Run.Status.SUCCEEDED, built.error
+    second = f"{Deployment.objects.get(name=other).repository}:run-{built.pk}"
+    earlier = image_deploy(instructor, first)
+    image_deploy(instructor, second)
+
+    rollback = run_wait(
+        services.deployment_action_start(
+            account=instructor,
+            deployment=Deployment.objects.get(name="copy"),
+            kind=Run.Kind.ROLLBACK,
+        )
+    )
+
+    assert rollback.status == Run.Status.SUCCEEDED, rollback.error
+    deployment = Deployment.objects.get(name="copy")
+    assert f"{deployment.repository}:run-" in first
+    assert deployment.digest == earlier.digest
+    assert deployment.previous_digest == built.digest
+    assert f"{deployment.previous_repository}:run-{built.pk}" == second

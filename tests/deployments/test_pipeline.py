@@ -3,9 +3,14 @@ buildah: build, leak gate, push, sign, deploy, verify, roll back, tear
 down."""
 
 import json
+import os
+import stat
 import subprocess
+from pathlib import Path
 
+import pytest
 import requests
+from django.conf import settings
 
 from deployments import services
 from deployments.models import Deployment, Run, Step
@@ -103,3 +108,44 @@ def image_present(repository: str, digest: str) -> bool:
         ).returncode
         == 0
     )
+
+
+def test_a_rollback_holds_after_the_build_secret_changed(worker, instructor):
+    first = example_run(instructor)
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    services.secret_set(
+        example=FLAGSHIP, name="build_token", value="a-build-token-chosen-later"
+    )
+    second = example_run(instructor)
+    assert second.status == Run.Status.SUCCEEDED, second.error
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+
+    rollback = run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.ROLLBACK
+        )
+    )
+
+    assert rollback.status == Run.Status.SUCCEEDED, rollback.error
+    deployment.refresh_from_db()
+    assert deployment.digest == first.digest
+    assert "as it was when the image was built" in steps_of(rollback)["verify"].proof
+
+
+def test_a_run_time_secret_file_is_out_of_reach_of_the_host_s_other_users(
+    worker, instructor
+):
+    if os.geteuid() != 0:
+        pytest.skip("the worker writes secret files for the container's user as root")
+
+    run = example_run(instructor)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    folder = Path(settings.DEPLOYMENTS_DIR) / "secrets" / container_name(run)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # nobody on the host is the container's user, yet cannot read it.
+    read = subprocess.run(
+        ["cat", str(folder / "api_key")], user=65534, capture_output=True
+    )
+    assert read.returncode != 0
+    assert b"Permission denied" in read.stderr

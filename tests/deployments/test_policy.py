@@ -131,7 +131,57 @@ def test_rule_root_user_refuses_a_container_running_as_root(user):
     assert refused_rules(user=user) == ["root-user"]
 
 
+@pytest.mark.parametrize(
+    "user",
+    ["1000", "60000", "1000:", "nobody", "65534:nogroup", "1000:\u0660", "1\n:1"],
+)
+def test_rule_root_user_refuses_a_user_that_leaves_the_group_to_the_image(user):
+    # The engine runs a UID the image does not know in group 0.
+    spec = ContainerSpec(image=IMAGE, name="service-r1", port=8080, user=user)
+
+    refusals = policy_check(spec, allowed_registries=[REGISTRY], require_digest=True)
+
+    assert [refusal.rule for refusal in refusals] == ["root-user"]
+    assert "a UID without a GID runs in group 0" in refusals[0].message
+
+
+def test_rule_root_user_passes_a_numeric_non_root_user_and_group():
+    assert refused_rules(user="1000:1000") == []
+
+
 def test_every_broken_rule_is_named_at_once():
     rules = refused_rules(privileged=True, cap_add=["SYS_ADMIN"], network_mode="host")
 
     assert rules == ["privileged", "capabilities", "host-namespace"]
+
+
+@pytest.mark.parametrize(
+    "binding", ["127.0.0.1:5055:8080", "::1:5055:8080", "127.0.0.1:5055:8080/udp"]
+)
+def test_rule_site_port_refuses_the_port_of_the_site_s_registry(binding):
+    # Down for a moment, the registry's port would be the container's, and
+    # the next push would send it the registry's password.
+    spec = ContainerSpec(
+        image=IMAGE, name="service-r1", port=8080, port_bindings=[binding]
+    )
+
+    refusals = policy_check(
+        spec, allowed_registries=[REGISTRY], require_digest=True, site_ports={5055}
+    )
+
+    assert [refusal.rule for refusal in refusals] == ["site-port"]
+
+
+def test_other_fixed_ports_on_loopback_pass_beside_the_site_s():
+    spec = ContainerSpec(
+        image=IMAGE,
+        name="service-r1",
+        port=8080,
+        port_bindings=["127.0.0.1:9000:8080", "127.0.0.1::5055"],
+    )
+
+    refusals = policy_check(
+        spec, allowed_registries=[REGISTRY], require_digest=True, site_ports={5055}
+    )
+
+    assert refusals == []
