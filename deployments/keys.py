@@ -13,10 +13,13 @@ Nothing here logs or returns a key to a caller outside the server.
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -94,16 +97,25 @@ def signing_key() -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(seed)
     path = settings.DEPLOYMENTS_DIR / "signing.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two workers starting together keep one key.
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(secrets.token_bytes(KEY_BYTES))
+        _key_file_make(path)
     return Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+
+
+def _key_file_make(path: Path) -> None:
+    """Write a new key to ``path`` unless another process did first.
+
+    The key is written whole to a file of its own, then linked in place:
+    a link fails when the name exists, so two workers starting together
+    keep one key, and neither can read the other's half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=".signing-")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(KEY_BYTES))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
 
 
 def public_key() -> Ed25519PublicKey:
