@@ -202,9 +202,13 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
+    "filters": {"payment_required": {"()": "config.logs.PaymentRequiredFilter"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The x402 package logs every signature it makes at INFO.
-    "loggers": {"x402": {"level": "WARNING"}},
+    "loggers": {
+        # The x402 package logs every signature it makes at INFO.
+        "x402": {"level": "WARNING"},
+        "django.request": {"filters": ["payment_required"]},
+    },
 }
 
 # Celery. The embedded default is kombu's filesystem transport: messages are
