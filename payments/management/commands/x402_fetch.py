@@ -59,9 +59,14 @@ class Command(BaseCommand):
         url = options["url"]
 
         try:
-            response = session.get(
-                url, headers={"Accept": options["accept"]}, timeout=options["timeout"]
-            )
+            # Closed at once: a refused payment leaves the offer unread on
+            # a kept-alive connection, which the server would wait on.
+            with session:
+                response = session.get(
+                    url,
+                    headers={"Accept": options["accept"]},
+                    timeout=options["timeout"],
+                )
         except PaymentError as error:
             price = _price_above_cap(
                 url, accept=options["accept"], timeout=options["timeout"], token=token
