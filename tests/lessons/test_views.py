@@ -161,6 +161,17 @@ def test_learning_path_page_orders_prerequisites_and_totals_the_price(client):
     assert "0.007 AIN" in response.content.decode()
 
 
+def test_learning_path_page_with_one_prerequisite_says_read_this_lesson(client):
+    basics = LessonFactory(title="Basics", depth=1)
+    goal = LessonFactory(title="Goal", depth=2)
+    EdgeFactory(source=goal, target=basics)
+
+    response = client.get(f"/lessons/{goal.slug}/path/")
+
+    assert "Read this lesson first." in response.content.decode()
+    assert "Read these 1 lesson" not in response.content.decode()
+
+
 def test_topic_page_groups_by_depth_and_names_the_frontier(client):
     topic = topic_ensure(path="containers/builds")
     LessonFactory(title="Intro", depth=1, topic=topic)
