@@ -286,6 +286,15 @@ def test_topic_addresses_have_one_canonical_form(client):
     assert client.get("/topics/security//ci-cd/").status_code == HTTPStatus.NOT_FOUND
 
 
+def test_topic_address_in_capitals_leads_to_the_topic(client):
+    topic_ensure(path="security/ci-cd")
+
+    response = client.get("/topics/Security/CI-CD/")
+
+    assert response.status_code == HTTPStatus.MOVED_PERMANENTLY
+    assert response["Location"] == "/topics/security/ci-cd/"
+
+
 def test_unknown_api_addresses_answer_json(client):
     response = client.get("/api/no-such-thing/")
 
