@@ -291,7 +291,9 @@ def lesson_snapshot(lesson: Lesson) -> dict[str, Any]:
         "price": format_decimal(lesson.price) if lesson.price is not None else None,
         "asset": lesson.asset,
         "gated": lesson.gated,
-        "created": lesson.created.isoformat(),
+        # The instant, whatever zone it was written in: a file's
+        # "+02:00" and the database's UTC are the same time.
+        "created": lesson.created,
         "author": lesson.author_id,
         "tags": list(lesson.lesson_tags.values_list("tag__name", flat=True)),
         "citations": list(lesson.citations.values_list("paper__arxiv_id", "version")),

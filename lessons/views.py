@@ -130,7 +130,8 @@ def lesson_path(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def topic_detail(request: HttpRequest, path: str) -> HttpResponse:
-    overview = selectors.topic_overview(path=path.strip("/"))
+    # Topic paths are lowercase, as the catalogue's ?topic= already reads them.
+    overview = selectors.topic_overview(path=path.strip("/").lower())
     if request.path != overview.topic.get_absolute_url():
         return redirect(overview.topic, permanent=True)
     return render(request, "lessons/topic_detail.html", {"overview": overview})

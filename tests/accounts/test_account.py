@@ -258,6 +258,18 @@ def test_revoked_token_is_refused(client, account):
     assert response.status_code == HTTPStatus.UNAUTHORIZED
 
 
+def test_the_api_schema_names_the_bearer_token_scheme(client):
+    response = client.get("/api/schema/", {"format": "json"})
+
+    schema = response.json()
+    assert schema["components"]["securitySchemes"]["apiToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A personal API token (lg_...), made on the account page.",
+    }
+    assert {"apiToken": []} in schema["paths"]["/api/account/"]["get"]["security"]
+
+
 def test_a_token_alone_never_passes_reauthentication(client, account, authenticator):
     from django.test import Client
 

@@ -91,6 +91,17 @@ def test_reimport_counts_created_updated_and_unchanged(tmp_path):
     assert Lesson.objects.get(slug="second").depth == 3
 
 
+def test_reimport_of_a_time_in_another_zone_is_unchanged(tmp_path):
+    path = lesson_file(tmp_path, "zoned", 'created: "2026-03-01T10:00:00+02:00"')
+    run_import(path)
+    first = Lesson.objects.get(slug="zoned")
+
+    out, _ = run_import(path)
+
+    assert "0 created, 0 updated, 1 unchanged, 0 failed" in out
+    assert Lesson.objects.get(slug="zoned").updated == first.updated
+
+
 def test_progress_is_shown_for_many_files(tmp_path):
     paths = [lesson_file(tmp_path, f"lesson-{n}") for n in range(3)]
 

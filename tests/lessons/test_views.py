@@ -161,6 +161,17 @@ def test_learning_path_page_orders_prerequisites_and_totals_the_price(client):
     assert "0.007 AIN" in response.content.decode()
 
 
+def test_learning_path_page_with_one_prerequisite_says_read_this_lesson(client):
+    basics = LessonFactory(title="Basics", depth=1)
+    goal = LessonFactory(title="Goal", depth=2)
+    EdgeFactory(source=goal, target=basics)
+
+    response = client.get(f"/lessons/{goal.slug}/path/")
+
+    assert "Read this lesson first." in response.content.decode()
+    assert "Read these 1 lesson" not in response.content.decode()
+
+
 def test_topic_page_groups_by_depth_and_names_the_frontier(client):
     topic = topic_ensure(path="containers/builds")
     LessonFactory(title="Intro", depth=1, topic=topic)
@@ -273,6 +284,15 @@ def test_topic_addresses_have_one_canonical_form(client):
         client.get("/topics/security/ci-cd//")["Location"] == "/topics/security/ci-cd/"
     )
     assert client.get("/topics/security//ci-cd/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_topic_address_in_capitals_leads_to_the_topic(client):
+    topic_ensure(path="security/ci-cd")
+
+    response = client.get("/topics/Security/CI-CD/")
+
+    assert response.status_code == HTTPStatus.MOVED_PERMANENTLY
+    assert response["Location"] == "/topics/security/ci-cd/"
 
 
 def test_unknown_api_addresses_answer_json(client):
