@@ -67,7 +67,8 @@ def split_arxiv_id(value: str) -> tuple[str, int | None]:
 def _arxiv_id_problem(base: str) -> str | None:
     """What makes a base id of the right shape impossible, or None. New-style
     ids began in April 2007 with four-digit numbers, five from January 2015;
-    old-style ids ran from August 1991 to March 2007."""
+    old-style ids ran from August 1991 to March 2007; none is dated after the
+    current month."""
     if "/" in base:
         archive, number = base.split("/")
         if archive not in OLD_STYLE_ARCHIVES:
@@ -80,7 +81,10 @@ def _arxiv_id_problem(base: str) -> str | None:
         stamp, number = base.split(".")
         year, month = int(stamp[:2]), int(stamp[2:])
         full_year = 2000 + year
-        earliest, latest = (2007, 4), (2099, 12)
+        # arXiv numbers a paper in the month it is announced, in New York;
+        # that month has begun in UTC by then, so no real id is newer.
+        now = timezone.now()
+        earliest, latest = (2007, 4), (now.year, now.month)
     if not 1 <= month <= 12:
         return f"there is no month {month:02d}"
     if not earliest <= (full_year, month) <= latest:

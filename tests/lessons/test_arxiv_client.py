@@ -1,9 +1,11 @@
 """The edge to arXiv, against a local server speaking its Atom API."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.checks import run_checks
+from django.utils import timezone
 
 from lessons import arxiv_client
 from lessons.arxiv_client import (
@@ -104,6 +106,7 @@ def test_an_unknown_id_is_reported_not_dropped(server):
         "0704.00001",  # a five-digit number before 2015
         "2513.00001",  # month 13
         "0703.0001",  # new-style ids began in April 2007
+        "9912.12345",  # December 2099: no id is dated after this month
         "hep-th/0704001",  # old-style ids ended in March 2007
         "foo/9901001",  # no such archive
         "hep/9901001",
@@ -387,3 +390,13 @@ def test_an_endless_arxiv_timeout_stops_the_site(settings):
     assert [error.msg for error in errors] == [
         "ARXIV_TIMEOUT_SECONDS must be positive."
     ]
+
+
+def test_an_id_of_the_current_month_is_taken_and_one_of_next_month_refused():
+    today = timezone.now()
+    this_month = f"{today:%y%m}.00001"
+    following = today.replace(day=1) + timedelta(days=32)
+
+    assert arxiv_id_parse(this_month).base == this_month
+    with pytest.raises(ArxivIdError, match="dated"):
+        arxiv_id_parse(f"{following:%y%m}.00001")
