@@ -26,6 +26,10 @@ SECOND_PRICE = 2 * 10**15  # 0.002 AIN
 
 @pytest.fixture
 def path():
+    return path_made()
+
+
+def path_made():
     """Basics (free) and Middle (0.002 AIN) come before Goal (0.005 AIN)."""
     basics = LessonFactory(slug="basics", title="Basics", depth=1)
     middle = LessonFactory(

@@ -43,6 +43,7 @@ from tests.payments.factories import (
     offer_of,
     payment_for,
 )
+from tests.payments.test_bundles import bundle_url, path_made
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,6 +86,23 @@ def test_program_buys_a_lesson_with_the_official_client(
     assert f"Paid 0.005 AIN from {address}" in receipt
     assert purchase.transaction in receipt
     assert '"slug": "' + lesson.slug in receipt
+
+
+def test_program_buys_a_path_bundle_as_json_by_default(live_server, buyer, token):
+    _, middle, goal = path_made()
+    key_file, address = buyer
+
+    content, _ = fetch(f"{live_server.url}{bundle_url(goal)}", key_file)
+
+    bundled = json.loads(content)
+    assert [lesson["slug"] for lesson in bundled["lessons"]] == [
+        "basics",
+        "middle",
+        "goal",
+    ]
+    paid = ONE_AIN - balance_of(token=token, address=address)
+    assert paid == token.units_from_text("0.007")
+    assert {purchase.lesson for purchase in Purchase.objects.all()} == {middle, goal}
 
 
 def test_program_pays_nothing_above_its_cap(live_server, lesson, buyer, token):

@@ -41,9 +41,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--accept",
-            default="text/markdown",
-            help="The Accept header: text/markdown (default), text/html or "
-            "application/json.",
+            # Markdown for a lesson's body, JSON for what has no Markdown
+            # form, such as a learning path's bundle.
+            default="text/markdown, application/json;q=0.5",
+            help="The Accept header (default: Markdown, else JSON); "
+            "text/markdown, text/html or application/json.",
         )
         parser.add_argument(
             "--timeout", type=float, default=30.0, help="Seconds per HTTP request."
