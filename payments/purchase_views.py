@@ -46,7 +46,11 @@ def lesson_buy(request: HttpRequest, slug: str) -> HttpResponse:
     outcome = _buy(
         request,
         lambda: gate.lesson_buy(
-            request, account=account, lesson=lesson, resource=resource
+            request,
+            account=account,
+            lesson=lesson,
+            resource=resource,
+            price_shown=_price_shown(request),
         ),
     )
     if outcome is None:
@@ -94,6 +98,7 @@ def path_buy(request: HttpRequest, slug: str) -> HttpResponse:
             account=account,
             path=path,
             resource=gate.path_resource(request, path=path),
+            price_shown=_price_shown(request),
         ),
     )
     if outcome is None:
@@ -128,6 +133,12 @@ def _buy(
     """What ``buy`` bought, or None with a message saying why nothing was."""
     try:
         return buy()
+    except gate.PriceChanged as change:
+        messages.error(
+            request,
+            f"Not bought: {change.message} Nothing was charged; check the "
+            f"price and buy again to pay {change.price}.",
+        )
     except gate.SaleRefused as refusal:
         messages.error(request, _refusal_text(refusal))
     except SaleUnavailable as error:
@@ -142,6 +153,12 @@ def _buy(
             "charged. The site's operators have been told.",
         )
     return None
+
+
+def _price_shown(request: HttpRequest) -> str:
+    """The price the page's buy button named, which the buyer agreed to;
+    nothing else may be charged."""
+    return request.POST.get("price", "").strip()
 
 
 def _receipt_url(purchase: Purchase) -> str:
