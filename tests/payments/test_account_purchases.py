@@ -193,10 +193,24 @@ def test_buying_charges_the_wallet_once_and_shows_the_body(
     assert response.redirect_chain == [(page_url(lesson), HTTPStatus.FOUND)]
     assert BODY_TEXT in response.text
     assert "Buy for 0.005 AIN" not in response.text
-    assert f"/api/purchases/{purchase.transaction}" in response.text
+    assert f"/sales/receipts/{purchase.transaction}/" in response.text
     assert wallet_balance(learner, token) == ONE_AIN - PRICE
     assert purchase.lesson == lesson
     assert purchase.units == PRICE
+
+
+@pytest.mark.django_db
+def test_the_lesson_page_links_its_owner_to_the_receipt_page(buyer, learner, lesson):
+    buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    page = buyer.get(page_url(lesson)).text
+
+    purchase = Purchase.objects.get(account=learner)
+    assert (
+        f'You bought this lesson. <a href="/sales/receipts/{purchase.transaction}/">'
+        in page
+    )
+    assert "/api/purchases/" not in page
 
 
 @pytest.mark.django_db
