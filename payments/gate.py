@@ -133,7 +133,7 @@ class Goods:
     """What one payment buys: gated lessons, in the order they are read."""
 
     lessons: tuple[Lesson, ...]
-    # For people: "the lesson 'Dockerfiles'", "the path to 'Dockerfiles'".
+    # For people: "the lesson “Dockerfiles”", "the path to “Dockerfiles”".
     name: str
     # Where a person buys it: the lesson's page, or the path's.
     page: str
@@ -186,7 +186,7 @@ def lesson_sell(
     return _sell(
         request,
         wanted=[lesson],
-        name=f"the lesson {lesson.title!r}",
+        name=f"the lesson “{lesson.title}”",
         page=lesson.get_absolute_url(),
         resource=resource,
         render=render,
@@ -206,7 +206,7 @@ def path_sell(
     return _sell(
         request,
         wanted=path.steps,
-        name=f"the path to {path.lesson.title!r}",
+        name=f"the path to “{path.lesson.title}”",
         page=_path_page(path),
         resource=resource,
         render=render,
@@ -362,7 +362,7 @@ def lesson_buy(
         request,
         account=account,
         wanted=[lesson],
-        name=f"the lesson {lesson.title!r}",
+        name=f"the lesson “{lesson.title}”",
         page=lesson.get_absolute_url(),
         resource=resource,
         price_shown=price_shown,
@@ -382,7 +382,7 @@ def path_buy(
         request,
         account=account,
         wanted=path.steps,
-        name=f"the path to {path.lesson.title!r}",
+        name=f"the path to “{path.lesson.title}”",
         page=_path_page(path),
         resource=resource,
         price_shown=price_shown,

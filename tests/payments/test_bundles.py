@@ -58,7 +58,7 @@ def test_the_bundle_costs_the_gated_lessons_of_the_path(client, path):
     offer = offer_of(response)
     assert offer.accepts[0].amount == str(PRICE + SECOND_PRICE)
     assert offer.resource.url == f"http://testserver{bundle_url(goal)}"
-    assert "the path to 'Goal' costs 0.007 AIN" in response.json()["error"]
+    assert "the path to “Goal” costs 0.007 AIN" in response.json()["error"]
     assert "lessons" not in response.json()
 
 
