@@ -9,15 +9,19 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.reauth import recent_passkey_required
 from lessons.graph import LearningPath, learning_path
+from lessons.models import Lesson
 from payments import gate, selectors
 from payments.models import Purchase
 from payments.resource_server import SaleUnavailable
+from payments.sales import Amount, token_of
 from payments.verification import Reason
 from payments.wallets import WalletKeyUnreadable
 
@@ -66,15 +70,7 @@ def lesson_buy(request: HttpRequest, slug: str) -> HttpResponse:
             ),
         )
     else:
-        owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
-        messages.info(
-            request,
-            format_html(
-                'You already own “{}”; nothing was charged. <a href="{}">Receipt</a>',
-                lesson.title,
-                _receipt_url(owned) if owned else "",
-            ),
-        )
+        messages.info(request, _owned_text(account, lesson))
     return redirect(page)
 
 
@@ -106,7 +102,12 @@ def path_buy(request: HttpRequest, slug: str) -> HttpResponse:
     if not outcome.new:
         messages.info(
             request,
-            "You own every lesson of this path that is for sale; nothing was charged.",
+            format_html(
+                "You own every lesson of this path that is for sale; nothing more "
+                'was charged. What you bought is on <a href="{}">your account '
+                "page</a>.",
+                reverse("accounts:account"),
+            ),
         )
         return redirect(page)
     bought = outcome.purchases
@@ -153,6 +154,29 @@ def _buy(
             "charged. The site's operators have been told.",
         )
     return None
+
+
+def _owned_text(account: User, lesson: Lesson) -> str:
+    """Says when the lesson was bought and for how much: a second press of
+    the button (a double click) may be the one whose answer the browser
+    shows, while the first one's, which charged, is dropped."""
+    owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
+    if owned is None:
+        return format_html("You already own “{}”; nothing was charged.", lesson.title)
+    price = Amount(
+        network=owned.network,
+        asset=owned.asset,
+        units=owned.units,
+        token=token_of(network=owned.network, asset=owned.asset),
+    )
+    return format_html(
+        "You already own “{}”: you bought it on {} for {}; nothing more was "
+        'charged. <a href="{}">Receipt</a>',
+        lesson.title,
+        date_format(localtime(owned.created), "j M Y, H:i"),
+        price.text,
+        _receipt_url(owned),
+    )
 
 
 def _price_shown(request: HttpRequest) -> str:

@@ -4,6 +4,7 @@ API."""
 
 import threading
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from http import HTTPStatus
 
@@ -230,9 +231,24 @@ def test_buying_again_charges_nothing(buyer, learner, lesson, token):
 
     response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
-    assert "nothing was charged" in response.text
+    assert "nothing more was charged" in response.text
     assert Purchase.objects.filter(account=learner).count() == 1
     assert wallet_balance(learner, token) == ONE_AIN - PRICE
+
+
+@pytest.mark.django_db
+def test_buying_again_says_when_and_for_how_much_it_was_bought(buyer, learner, lesson):
+    buyer.post(buy_url(lesson), shown(lesson))
+    purchase = Purchase.objects.get(account=learner)
+    purchase.created = datetime(2026, 3, 9, 14, 5, tzinfo=UTC)
+    purchase.save()
+
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    assert (
+        f"you bought it on 9 Mar 2026, 14:05 for 0.005 AIN; nothing more was "
+        f'charged. <a href="/sales/receipts/{purchase.transaction}/">Receipt</a>'
+    ) in response.text
 
 
 @pytest.mark.django_db

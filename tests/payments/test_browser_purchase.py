@@ -65,3 +65,21 @@ def test_the_receipt_and_the_wallet_fit_a_phone_screen(browser, flagship):
     assert receipt_width <= 360
     assert wallet is not None and wallet["x"] + wallet["width"] <= 360
     assert browser.errors == []
+
+
+def test_a_triple_click_charges_once_and_says_what_was_paid(browser, flagship):
+    browser.add_authenticator()
+    browser.sign_up("Ada")
+    page = browser.open(f"/lessons/{FLAGSHIP}/")
+    box = page.get_by_role("button", name="Buy for 0.005 AIN").bounding_box()
+    assert box is not None
+
+    for _ in range(3):
+        page.mouse.click(box["x"] + 5, box["y"] + 5)
+
+    expect(page.locator(".owned")).to_be_visible()
+    told = page.locator(".messages").inner_text()
+    assert "for 0.005 AIN" in told
+    assert "Receipt" in told
+    assert Purchase.objects.count() == 1
+    assert browser.errors == []

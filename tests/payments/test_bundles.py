@@ -234,7 +234,8 @@ def test_a_learner_buys_the_path_from_its_page(client, path, token):
         f"/lessons/{goal.slug}/path/buy", {"price": "0.007 AIN"}, follow=True
     )
 
-    assert b"nothing was charged" in again.content
+    assert b"nothing more was charged" in again.content
+    assert b'<a href="/accounts/">your account page</a>' in again.content
     assert balance_of(token=token, address=wallet.address) == spent
     assert Purchase.objects.count() == 2
 
