@@ -83,3 +83,21 @@ def test_a_triple_click_charges_once_and_says_what_was_paid(browser, flagship):
     assert "Receipt" in told
     assert Purchase.objects.count() == 1
     assert browser.errors == []
+
+
+def test_the_buy_button_sends_its_form_once(browser, flagship):
+    browser.add_authenticator()
+    browser.sign_up("Ada")
+    page = browser.open(f"/lessons/{FLAGSHIP}/")
+    box = page.get_by_role("button", name="Buy for 0.005 AIN").bounding_box()
+    assert box is not None
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+    for _ in range(3):
+        page.mouse.click(box["x"] + 5, box["y"] + 5)
+
+    expect(page.locator(".owned")).to_be_visible()
+    assert posts == [f"{browser.site}/lessons/{FLAGSHIP}/buy"]
+    expect(page.locator(".messages")).to_contain_text("You bought")
+    assert browser.errors == []
