@@ -5,6 +5,7 @@ from the path's page, with the signed-in account's own wallet
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -191,9 +192,18 @@ def _receipt_url(purchase: Purchase) -> str:
 
 def _refusal_text(refusal: gate.SaleRefused) -> str:
     if refusal.reason == Reason.INSUFFICIENT_FUNDS:
+        # Limitation: in production nothing pays into an account's wallet
+        # but its lessons' sales (payments/services.py ``wallet_for``), so
+        # the learner is told so rather than left to look for a way.
+        way_in = (
+            "This site cannot add money to your wallet yet."
+            if settings.PRODUCTION
+            else "In development, python manage.py wallet_fund ADDRESS AMOUNT "
+            "adds test money to it."
+        )
         return (
             "Not bought: your wallet does not hold enough. "
-            f"{refusal.message} Nothing was charged."
+            f"{refusal.message} Nothing was charged. {way_in}"
         )
     if refusal.reason == Reason.FACILITATOR_UNAVAILABLE:
         # The facilitator's message says what is known about a charge.

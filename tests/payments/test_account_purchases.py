@@ -261,9 +261,25 @@ def test_insufficient_funds_are_told_and_charge_nothing(
 
     assert "your wallet does not hold enough" in response.text
     assert "Nothing was charged" in response.text
+    assert "python manage.py wallet_fund ADDRESS AMOUNT" in response.text
     assert BODY_TEXT not in response.text
     assert not Purchase.objects.exists()
     assert wallet_balance(learner, token) == ONE_AIN // 1000
+
+
+@pytest.mark.django_db
+def test_an_empty_wallet_in_production_is_told_it_cannot_be_filled_yet(
+    buyer, learner, lesson, token, settings
+):
+    settings.PRODUCTION = True
+    settings.WALLET_ENCRYPTION_KEY = "A" * 43 + "="
+
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    assert "holds 0 AIN; the payment is 0.005 AIN" in response.text
+    assert "This site cannot add money to your wallet yet" in response.text
+    assert "wallet_fund" not in response.text
+    assert not Purchase.objects.exists()
 
 
 @pytest.mark.django_db
