@@ -133,7 +133,7 @@ class Goods:
     """What one payment buys: gated lessons, in the order they are read."""
 
     lessons: tuple[Lesson, ...]
-    # For people: "the lesson 'Dockerfiles'", "the path to 'Dockerfiles'".
+    # For people: "the lesson “Dockerfiles”", "the path to “Dockerfiles”".
     name: str
     # Where a person buys it: the lesson's page, or the path's.
     page: str
@@ -186,7 +186,7 @@ def lesson_sell(
     return _sell(
         request,
         wanted=[lesson],
-        name=f"the lesson {lesson.title!r}",
+        name=f"the lesson “{lesson.title}”",
         page=lesson.get_absolute_url(),
         resource=resource,
         render=render,
@@ -206,7 +206,7 @@ def path_sell(
     return _sell(
         request,
         wanted=path.steps,
-        name=f"the path to {path.lesson.title!r}",
+        name=f"the path to “{path.lesson.title}”",
         page=_path_page(path),
         resource=resource,
         render=render,
@@ -243,6 +243,27 @@ def _sell(
         return _unavailable(str(error))
     finally:
         current_answers.reset(token)
+
+
+class PriceChanged(Exception):
+    """What a person was shown before buying is not what the goods cost
+    now: nothing was charged. ``price`` is the price now."""
+
+    def __init__(self, goods: Goods, *, shown: str) -> None:
+        self.price = goods.price_display
+        self.shown = shown
+        if shown:
+            message = (
+                f"{goods.opening} costs {self.price} now, not the {shown} "
+                "your page showed."
+            )
+        else:
+            message = (
+                f"{goods.opening} costs {self.price}; the page you bought from "
+                "did not say so."
+            )
+        super().__init__(message)
+        self.message = message
 
 
 class SaleRefused(Exception):
@@ -285,15 +306,21 @@ def lessons_buy(
     name: str,
     page: str,
     resource: Resource,
+    price_shown: str,
 ) -> AccountPurchase:
     """Buy the gated lessons of ``wanted`` that ``account`` does not own,
-    in one payment from the account's own wallet.
+    in one payment from the account's own wallet, at ``price_shown``: the
+    price the buyer was shown and agreed to, as ``Goods.price_display``
+    writes it.
 
     1. The account's wallet, made (and outside production funded) on first
        need.
     2. In one transaction, holding a lock on the account, so that its buys
        run one at a time: the lessons it does not own yet; when there are
-       none, nothing is charged.
+       none, nothing is charged. When they cost other than
+       ``price_shown`` (a price changed since the page was shown, or a
+       lesson of a path was bought in another tab), nothing is charged
+       either: PriceChanged.
     3. Otherwise the wallet signs the offer as the official client does,
        and the payment goes through what a program's payment goes through
        (``Sale``): the strict header reading, the package's matching, the
@@ -302,7 +329,8 @@ def lessons_buy(
 
     With the site's own facilitator, in-process, the settlement is part of
     the transaction: a purchase that cannot be recorded is not charged.
-    Raises SaleRefused (nothing was settled) or SaleUnavailable.
+    Raises PriceChanged, SaleRefused (nothing was settled) or
+    SaleUnavailable.
     """
     wallet = wallet_for(account)
     answers = FacilitatorAnswers()
@@ -312,6 +340,8 @@ def lessons_buy(
             goods = _goods_unowned(account, wanted, name=name, page=page)
             if goods is None:
                 return AccountPurchase(purchases=[])
+            if goods.price_display != price_shown:
+                raise PriceChanged(goods, shown=price_shown)
             sale = _sale_open(request, goods=goods, resource=resource, answers=answers)
             purchases = sale.sell_to_account(wallet)
     finally:
@@ -320,30 +350,42 @@ def lessons_buy(
 
 
 def lesson_buy(
-    request: HttpRequest, *, account: User, lesson: Lesson, resource: Resource
+    request: HttpRequest,
+    *,
+    account: User,
+    lesson: Lesson,
+    resource: Resource,
+    price_shown: str,
 ) -> AccountPurchase:
     """Buy ``lesson`` for ``account``, as ``lessons_buy``."""
     return lessons_buy(
         request,
         account=account,
         wanted=[lesson],
-        name=f"the lesson {lesson.title!r}",
+        name=f"the lesson “{lesson.title}”",
         page=lesson.get_absolute_url(),
         resource=resource,
+        price_shown=price_shown,
     )
 
 
 def path_buy(
-    request: HttpRequest, *, account: User, path: LearningPath, resource: Resource
+    request: HttpRequest,
+    *,
+    account: User,
+    path: LearningPath,
+    resource: Resource,
+    price_shown: str,
 ) -> AccountPurchase:
     """Buy what ``account`` does not own of ``path``, as ``lessons_buy``."""
     return lessons_buy(
         request,
         account=account,
         wanted=path.steps,
-        name=f"the path to {path.lesson.title!r}",
+        name=f"the path to “{path.lesson.title}”",
         page=_path_page(path),
         resource=resource,
+        price_shown=price_shown,
     )
 
 

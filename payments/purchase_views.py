@@ -5,19 +5,24 @@ from the path's page, with the signed-in account's own wallet
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.reauth import recent_passkey_required
 from lessons.graph import LearningPath, learning_path
+from lessons.models import Lesson
 from payments import gate, selectors
 from payments.models import Purchase
 from payments.resource_server import SaleUnavailable
+from payments.sales import Amount, token_of
 from payments.verification import Reason
 from payments.wallets import WalletKeyUnreadable
 
@@ -46,7 +51,11 @@ def lesson_buy(request: HttpRequest, slug: str) -> HttpResponse:
     outcome = _buy(
         request,
         lambda: gate.lesson_buy(
-            request, account=account, lesson=lesson, resource=resource
+            request,
+            account=account,
+            lesson=lesson,
+            resource=resource,
+            price_shown=_price_shown(request),
         ),
     )
     if outcome is None:
@@ -62,15 +71,7 @@ def lesson_buy(request: HttpRequest, slug: str) -> HttpResponse:
             ),
         )
     else:
-        owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
-        messages.info(
-            request,
-            format_html(
-                'You already own “{}”; nothing was charged. <a href="{}">Receipt</a>',
-                lesson.title,
-                _receipt_url(owned) if owned else "",
-            ),
-        )
+        messages.info(request, _owned_text(account, lesson))
     return redirect(page)
 
 
@@ -94,6 +95,7 @@ def path_buy(request: HttpRequest, slug: str) -> HttpResponse:
             account=account,
             path=path,
             resource=gate.path_resource(request, path=path),
+            price_shown=_price_shown(request),
         ),
     )
     if outcome is None:
@@ -101,7 +103,12 @@ def path_buy(request: HttpRequest, slug: str) -> HttpResponse:
     if not outcome.new:
         messages.info(
             request,
-            "You own every lesson of this path that is for sale; nothing was charged.",
+            format_html(
+                "You own every lesson of this path that is for sale; nothing more "
+                'was charged. What you bought is on <a href="{}">your account '
+                "page</a>.",
+                reverse("accounts:account"),
+            ),
         )
         return redirect(page)
     bought = outcome.purchases
@@ -128,6 +135,12 @@ def _buy(
     """What ``buy`` bought, or None with a message saying why nothing was."""
     try:
         return buy()
+    except gate.PriceChanged as change:
+        messages.error(
+            request,
+            f"Not bought: {change.message} Nothing was charged; check the "
+            f"price and buy again to pay {change.price}.",
+        )
     except gate.SaleRefused as refusal:
         messages.error(request, _refusal_text(refusal))
     except SaleUnavailable as error:
@@ -144,15 +157,53 @@ def _buy(
     return None
 
 
+def _owned_text(account: User, lesson: Lesson) -> str:
+    """Says when the lesson was bought and for how much: a second press of
+    the button (a double click) may be the one whose answer the browser
+    shows, while the first one's, which charged, is dropped."""
+    owned = Purchase.objects.of_account(account).filter(lesson=lesson).first()
+    if owned is None:
+        return format_html("You already own “{}”; nothing was charged.", lesson.title)
+    price = Amount(
+        network=owned.network,
+        asset=owned.asset,
+        units=owned.units,
+        token=token_of(network=owned.network, asset=owned.asset),
+    )
+    return format_html(
+        "You already own “{}”: you bought it on {} for {}; nothing more was "
+        'charged. <a href="{}">Receipt</a>',
+        lesson.title,
+        date_format(localtime(owned.created), "j M Y, H:i"),
+        price.text,
+        _receipt_url(owned),
+    )
+
+
+def _price_shown(request: HttpRequest) -> str:
+    """The price the page's buy button named, which the buyer agreed to;
+    nothing else may be charged."""
+    return request.POST.get("price", "").strip()
+
+
 def _receipt_url(purchase: Purchase) -> str:
     return reverse("payments:receipt", kwargs={"transaction": purchase.transaction})
 
 
 def _refusal_text(refusal: gate.SaleRefused) -> str:
     if refusal.reason == Reason.INSUFFICIENT_FUNDS:
+        # Limitation: in production nothing pays into an account's wallet
+        # but its lessons' sales (payments/services.py ``wallet_for``), so
+        # the learner is told so rather than left to look for a way.
+        way_in = (
+            "This site cannot add money to your wallet yet."
+            if settings.PRODUCTION
+            else "In development, python manage.py wallet_fund ADDRESS AMOUNT "
+            "adds test money to it."
+        )
         return (
             "Not bought: your wallet does not hold enough. "
-            f"{refusal.message} Nothing was charged."
+            f"{refusal.message} Nothing was charged. {way_in}"
         )
     if refusal.reason == Reason.FACILITATOR_UNAVAILABLE:
         # The facilitator's message says what is known about a charge.

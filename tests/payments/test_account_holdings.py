@@ -43,7 +43,7 @@ def test_a_purchase_shows_with_its_price_receipt_and_the_balance_left(
     settings.WALLET_STARTING_BALANCE = "1"
     lesson = LessonFactory(gated=True, price="0.005")
 
-    bought = buyer.post(f"/lessons/{lesson.slug}/buy")
+    bought = buyer.post(f"/lessons/{lesson.slug}/buy", {"price": "0.005 AIN"})
     page = buyer.get("/accounts/").content.decode()
 
     assert bought.status_code == HTTPStatus.FOUND

@@ -4,6 +4,8 @@ API."""
 
 import threading
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
@@ -33,6 +35,11 @@ BODY_TEXT = "The paid part."
 
 def buy_url(lesson) -> str:
     return f"/lessons/{lesson.slug}/buy"
+
+
+def shown(lesson) -> dict[str, str]:
+    """The form the lesson page's buy button sends: the price it names."""
+    return {"price": lesson.price_display}
 
 
 def page_url(lesson) -> str:
@@ -181,21 +188,35 @@ def test_a_malformed_starting_balance_is_refused(settings):
 def test_buying_charges_the_wallet_once_and_shows_the_body(
     buyer, learner, lesson, token
 ):
-    response = buyer.post(buy_url(lesson), follow=True)
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
     purchase = Purchase.objects.get(account=learner)
     assert response.redirect_chain == [(page_url(lesson), HTTPStatus.FOUND)]
     assert BODY_TEXT in response.text
     assert "Buy for 0.005 AIN" not in response.text
-    assert f"/api/purchases/{purchase.transaction}" in response.text
+    assert f"/sales/receipts/{purchase.transaction}/" in response.text
     assert wallet_balance(learner, token) == ONE_AIN - PRICE
     assert purchase.lesson == lesson
     assert purchase.units == PRICE
 
 
 @pytest.mark.django_db
+def test_the_lesson_page_links_its_owner_to_the_receipt_page(buyer, learner, lesson):
+    buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    page = buyer.get(page_url(lesson)).text
+
+    purchase = Purchase.objects.get(account=learner)
+    assert (
+        f'You bought this lesson. <a href="/sales/receipts/{purchase.transaction}/">'
+        in page
+    )
+    assert "/api/purchases/" not in page
+
+
+@pytest.mark.django_db
 def test_a_purchase_is_settled_on_the_ledger_to_the_site(buyer, learner, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
 
     purchase = Purchase.objects.get(account=learner)
     settlement = Transfer.objects.get(transaction=purchase.transaction)
@@ -206,13 +227,28 @@ def test_a_purchase_is_settled_on_the_ledger_to_the_site(buyer, learner, lesson)
 
 @pytest.mark.django_db
 def test_buying_again_charges_nothing(buyer, learner, lesson, token):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
 
-    response = buyer.post(buy_url(lesson), follow=True)
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
-    assert "nothing was charged" in response.text
+    assert "nothing more was charged" in response.text
     assert Purchase.objects.filter(account=learner).count() == 1
     assert wallet_balance(learner, token) == ONE_AIN - PRICE
+
+
+@pytest.mark.django_db
+def test_buying_again_says_when_and_for_how_much_it_was_bought(buyer, learner, lesson):
+    buyer.post(buy_url(lesson), shown(lesson))
+    purchase = Purchase.objects.get(account=learner)
+    purchase.created = datetime(2026, 3, 9, 14, 5, tzinfo=UTC)
+    purchase.save()
+
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    assert (
+        f"you bought it on 9 Mar 2026, 14:05 for 0.005 AIN; nothing more was "
+        f'charged. <a href="/sales/receipts/{purchase.transaction}/">Receipt</a>'
+    ) in response.text
 
 
 @pytest.mark.django_db
@@ -221,13 +257,72 @@ def test_insufficient_funds_are_told_and_charge_nothing(
 ):
     settings.WALLET_STARTING_BALANCE = "0.001"
 
-    response = buyer.post(buy_url(lesson), follow=True)
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
     assert "your wallet does not hold enough" in response.text
     assert "Nothing was charged" in response.text
+    assert "python manage.py wallet_fund ADDRESS AMOUNT" in response.text
     assert BODY_TEXT not in response.text
     assert not Purchase.objects.exists()
     assert wallet_balance(learner, token) == ONE_AIN // 1000
+
+
+@pytest.mark.django_db
+def test_an_empty_wallet_in_production_is_told_it_cannot_be_filled_yet(
+    buyer, learner, lesson, token, settings
+):
+    settings.PRODUCTION = True
+    settings.WALLET_ENCRYPTION_KEY = "A" * 43 + "="
+
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
+
+    assert "holds 0 AIN; the payment is 0.005 AIN" in response.text
+    assert "This site cannot add money to your wallet yet" in response.text
+    assert "wallet_fund" not in response.text
+    assert not Purchase.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_price_raised_after_the_page_was_shown_is_not_charged(
+    buyer, learner, lesson, token
+):
+    page = buyer.get(page_url(lesson))
+    assert "Buy for 0.005 AIN" in page.text
+    lesson.price = Decimal("0.5")
+    lesson.save()
+
+    response = buyer.post(buy_url(lesson), {"price": "0.005 AIN"}, follow=True)
+
+    assert "costs 0.5 AIN now, not the 0.005 AIN your page showed" in response.text
+    assert "Nothing was charged" in response.text
+    assert "Buy for 0.5 AIN" in response.text
+    assert BODY_TEXT not in response.text
+    assert not Purchase.objects.exists()
+    assert wallet_balance(learner, token) == ONE_AIN
+
+
+@pytest.mark.django_db
+def test_the_new_price_is_charged_once_the_buyer_agrees_to_it(
+    buyer, learner, lesson, token
+):
+    lesson.price = Decimal("0.5")
+    lesson.save()
+    buyer.post(buy_url(lesson), {"price": "0.005 AIN"})
+
+    response = buyer.post(buy_url(lesson), {"price": "0.5 AIN"}, follow=True)
+
+    assert BODY_TEXT in response.text
+    assert Purchase.objects.get(account=learner).units == ONE_AIN // 2
+    assert wallet_balance(learner, token) == ONE_AIN // 2
+
+
+@pytest.mark.django_db
+def test_a_buy_that_names_no_price_charges_nothing(buyer, learner, lesson):
+    response = buyer.post(buy_url(lesson), follow=True)
+
+    assert "costs 0.005 AIN; the page you bought from did not say so" in (response.text)
+    assert "Nothing was charged" in response.text
+    assert not Purchase.objects.exists()
 
 
 @pytest.mark.django_db
@@ -236,7 +331,9 @@ def test_a_stale_session_is_sent_to_reauthenticate_and_charged_nothing(
 ):
     signed_in(client, learner, fresh=False)
 
-    response = client.post(buy_url(lesson), headers={"Referer": page_url(lesson)})
+    response = client.post(
+        buy_url(lesson), shown(lesson), headers={"Referer": page_url(lesson)}
+    )
 
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith("/accounts/reauthenticate/?next=")
@@ -246,7 +343,7 @@ def test_a_stale_session_is_sent_to_reauthenticate_and_charged_nothing(
 
 @pytest.mark.django_db
 def test_a_visitor_not_signed_in_is_sent_to_sign_in(client, lesson):
-    response = client.post(buy_url(lesson))
+    response = client.post(buy_url(lesson), shown(lesson))
 
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith("/accounts/signin/")
@@ -257,7 +354,7 @@ def test_a_visitor_not_signed_in_is_sent_to_sign_in(client, lesson):
 def test_buying_needs_the_csrf_token(learner, lesson):
     client = signed_in(Client(enforce_csrf_checks=True), learner)
 
-    response = client.post(buy_url(lesson))
+    response = client.post(buy_url(lesson), shown(lesson))
 
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not Purchase.objects.exists()
@@ -281,7 +378,7 @@ def test_buying_an_unknown_lesson_is_404(buyer):
 def test_buying_a_free_lesson_charges_nothing(buyer, learner):
     free = LessonFactory()
 
-    response = buyer.post(buy_url(free), follow=True)
+    response = buyer.post(buy_url(free), shown(free), follow=True)
 
     assert "free to read" in response.text
     assert not Purchase.objects.exists()
@@ -294,7 +391,7 @@ def test_an_unreachable_facilitator_refuses_the_buy_and_charges_nothing(
 ):
     settings.X402_FACILITATOR_URL = "http://127.0.0.1:9/facilitator"
 
-    response = buyer.post(buy_url(lesson), follow=True)
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
     assert "The payment facilitator gave no answer" in response.text
     assert "nothing was charged" in response.text
@@ -311,7 +408,7 @@ def test_parallel_buys_by_one_account_charge_once(learner, lesson, token) -> Non
     def buy(client: Client) -> None:
         try:
             start.wait()
-            statuses.append(client.post(buy_url(lesson)).status_code)
+            statuses.append(client.post(buy_url(lesson), shown(lesson)).status_code)
         finally:
             connections.close_all()
 
@@ -353,7 +450,7 @@ def test_the_page_asks_a_visitor_to_sign_in_to_buy(client, lesson):
 
 @pytest.mark.django_db
 def test_another_account_still_sees_the_paywall(buyer, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
     other = signed_in(Client(), User.objects.create(username="Grace"))
 
     response = other.get(page_url(lesson))
@@ -364,7 +461,7 @@ def test_another_account_still_sees_the_paywall(buyer, lesson):
 
 @pytest.mark.django_db
 def test_the_owner_reads_the_body_through_the_api_with_the_session(buyer, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
 
     response = buyer.get(content_url(lesson))
 
@@ -376,7 +473,7 @@ def test_the_owner_reads_the_body_through_the_api_with_the_session(buyer, lesson
 
 @pytest.mark.django_db
 def test_the_owner_reads_the_body_through_the_api_with_a_token(buyer, learner, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
     _, secret = token_create(user=learner, name="script")
 
     response = Client().get(
@@ -391,7 +488,7 @@ def test_the_owner_reads_the_body_through_the_api_with_a_token(buyer, learner, l
 def test_the_owner_sending_a_payment_too_is_not_charged(
     buyer, learner, lesson, payer, token
 ):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
     _, secret = token_create(user=learner, name="script")
     offer = offer_of(Client().get(content_url(lesson)))
     payment = header_of(payment_for(payer, offer))
@@ -420,7 +517,7 @@ def test_an_account_that_did_not_buy_gets_402_through_the_api(learner, lesson):
 
 @pytest.mark.django_db
 def test_a_token_of_another_account_gets_402(buyer, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
     _, secret = token_create(user=User.objects.create(username="Grace"), name="x")
 
     response = Client().get(
@@ -432,7 +529,7 @@ def test_a_token_of_another_account_gets_402(buyer, lesson):
 
 @pytest.mark.django_db
 def test_a_revoked_token_is_refused_with_401(buyer, learner, lesson):
-    buyer.post(buy_url(lesson))
+    buyer.post(buy_url(lesson), shown(lesson))
     token, secret = token_create(user=learner, name="script")
     token.revoked = token.created
     token.save()
@@ -469,7 +566,7 @@ def test_a_wallet_that_cannot_be_opened_is_told_and_charges_nothing(
     wallet_for(learner)
     settings.WALLET_ENCRYPTION_KEY = "A" * 43 + "="
 
-    response = buyer.post(buy_url(lesson), follow=True)
+    response = buyer.post(buy_url(lesson), shown(lesson), follow=True)
 
     assert "your wallet cannot be opened" in response.text
     assert not Purchase.objects.exists()

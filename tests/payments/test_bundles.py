@@ -62,7 +62,7 @@ def test_the_bundle_costs_the_gated_lessons_of_the_path(client, path):
     offer = offer_of(response)
     assert offer.accepts[0].amount == str(PRICE + SECOND_PRICE)
     assert offer.resource.url == f"http://testserver{bundle_url(goal)}"
-    assert "the path to 'Goal' costs 0.007 AIN" in response.json()["error"]
+    assert "the path to “Goal” costs 0.007 AIN" in response.json()["error"]
     assert "lessons" not in response.json()
 
 
@@ -224,7 +224,9 @@ def test_a_learner_buys_the_path_from_its_page(client, path, token):
     page = buyer.get(f"/lessons/{goal.slug}/path/")
     assert b"Buy the path for 0.007 AIN" in page.content
 
-    response = buyer.post(f"/lessons/{goal.slug}/path/buy", follow=True)
+    response = buyer.post(
+        f"/lessons/{goal.slug}/path/buy", {"price": "0.007 AIN"}, follow=True
+    )
 
     assert b"You bought 2 lessons of this path for 0.007 AIN" in response.content
     assert Purchase.objects.filter(account=learner).count() == 2
@@ -232,9 +234,12 @@ def test_a_learner_buys_the_path_from_its_page(client, path, token):
     spent = balance_of(token=token, address=wallet.address)
     assert b"Every lesson of this path that is for sale is yours." in response.content
 
-    again = buyer.post(f"/lessons/{goal.slug}/path/buy", follow=True)
+    again = buyer.post(
+        f"/lessons/{goal.slug}/path/buy", {"price": "0.007 AIN"}, follow=True
+    )
 
-    assert b"nothing was charged" in again.content
+    assert b"nothing more was charged" in again.content
+    assert b'<a href="/accounts/">your account page</a>' in again.content
     assert balance_of(token=token, address=wallet.address) == spent
     assert Purchase.objects.count() == 2
 
@@ -243,12 +248,37 @@ def test_the_path_page_prices_what_the_learner_does_not_own(client, path):
     _, middle, goal = path
     learner = User.objects.create(username="Ada")
     buyer = signed_in(client, learner)
-    buyer.post(f"/lessons/{middle.slug}/buy")
+    buyer.post(f"/lessons/{middle.slug}/buy", {"price": middle.price_display})
 
     page = buyer.get(f"/lessons/{goal.slug}/path/")
 
     assert b"Buy the path for 0.005 AIN" in page.content
     assert b"yours" in page.content
+
+
+def test_a_path_bought_in_part_since_its_page_was_shown_is_not_charged(
+    client, path, token
+):
+    _, middle, goal = path
+    learner = User.objects.create(username="Ada")
+    buyer = signed_in(client, learner)
+    page = buyer.get(f"/lessons/{goal.slug}/path/")
+    assert b"Buy the path for 0.007 AIN" in page.content
+    # Meanwhile, in another tab:
+    buyer.post(f"/lessons/{middle.slug}/buy", {"price": middle.price_display})
+    wallet = AccountWallet.objects.get(account=learner)
+    held = balance_of(token=token, address=wallet.address)
+
+    response = buyer.post(
+        f"/lessons/{goal.slug}/path/buy", {"price": "0.007 AIN"}, follow=True
+    )
+
+    assert b"costs 0.005 AIN now, not the 0.007 AIN your page showed" in (
+        response.content
+    )
+    assert b"Buy the path for 0.005 AIN" in response.content
+    assert balance_of(token=token, address=wallet.address) == held
+    assert not Purchase.objects.filter(lesson=goal).exists()
 
 
 def test_buying_the_path_needs_a_fresh_passkey(client, path):

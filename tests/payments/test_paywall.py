@@ -30,6 +30,20 @@ def test_a_browser_gets_the_paywall_page(client, lesson):
     assert response["Cache-Control"] == "no-store"
 
 
+def test_a_title_with_quotes_is_named_as_written(client):
+    lesson = LessonFactory(title='Don\'t say "root"', priced=True)
+
+    page = client.get(f"/api/lessons/{lesson.slug}/content", headers=BROWSER)
+    program = client.get(f"/api/lessons/{lesson.slug}/content")
+
+    assert "The lesson “Don&#x27;t say &quot;root&quot;” is sold" in (
+        page.content.decode()
+    )
+    assert program.json()["error"] == (
+        'Payment required: the lesson “Don\'t say "root"” costs 0.005 AIN.'
+    )
+
+
 def test_a_browser_sending_a_refused_payment_is_told_why(client, lesson):
     response = client.get(
         f"/api/lessons/{lesson.slug}/content",
