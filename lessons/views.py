@@ -44,17 +44,25 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 
 def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = caching.cached(f"lesson-page:{slug}", lambda: lesson_page_parts(slug))
-    # Per visitor, so never cached: whether this account bought the lesson.
+    # Per visitor, so never cached: whether this account wrote the lesson,
+    # which it reads without buying, or bought it.
+    authored = (
+        request.user.is_authenticated and page.get("author_id") == request.user.pk
+    )
     purchase = (
         Purchase.objects.of_account(request.user).filter(lesson__slug=slug).first()
-        if page["gated"]
+        if page["gated"] and not authored
         else None
     )
-    return render(
+    response = render(
         request,
         "lessons/lesson_detail.html",
-        {"page": page, "slug": slug, "purchase": purchase},
+        {"page": page, "slug": slug, "purchase": purchase, "authored": authored},
     )
+    if authored or purchase is not None:
+        # The sold body, for this account alone.
+        response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def lesson_page_parts(slug: str) -> dict[str, object]:
@@ -75,6 +83,7 @@ def lesson_page_parts(slug: str) -> dict[str, object]:
     return {
         "title": lesson.title,
         "gated": lesson.gated,
+        "author_id": lesson.author_id,
         "price_display": lesson.price_display,
         "body_html": lesson.body_html,
         "content_url": reverse(
@@ -119,7 +128,12 @@ def lesson_path(request: HttpRequest, slug: str) -> HttpResponse:
         Purchase.objects.of_account(request.user)
         .filter(lesson__in=[step.pk for step in path.steps])
         .values_list("lesson_id", flat=True)
-    )
+    ) | {
+        # An author reads their own lessons without buying them.
+        step.pk
+        for step in path.steps
+        if request.user.is_authenticated and step.author_id == request.user.pk
+    }
     unowned = [step for step in path.steps if step.gated and step.pk not in owned]
     remaining = LearningPath(lesson=lesson, steps=unowned) if unowned else None
     return render(

@@ -455,10 +455,12 @@ def _sale_open(
 def _goods_unowned(
     account: User | None, wanted: Sequence[Lesson], *, name: str, page: str
 ) -> Goods | None:
-    """The gated lessons of ``wanted`` that ``account`` does not own, or
-    None when there are none."""
+    """The gated lessons of ``wanted`` that ``account`` neither wrote nor
+    owns, or None when there are none."""
     gated = [lesson for lesson in wanted if lesson.gated]
     if account is not None and gated:
+        # An author reads their own lessons without buying them.
+        gated = [lesson for lesson in gated if lesson.author_id != account.pk]
         owned = set(
             Purchase.objects.of_account(account)
             .filter(lesson__in=[lesson.pk for lesson in gated])
