@@ -109,3 +109,14 @@ def test_wrong_host_name_says_where_passkeys_work(browser):
     expect(link).to_be_visible()
     expect(page.get_by_role("button", name="Sign in")).to_be_hidden()
     assert link.get_attribute("href") == browser.site + "/"
+
+
+def test_the_account_page_fits_a_phone_screen(browser):
+    browser.add_authenticator()
+    browser.sign_up("Ada")
+    page = browser.open("/accounts/")
+    page.set_viewport_size({"width": 360, "height": 740})
+
+    expect(page.get_by_role("heading", name="Passkeys")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    assert browser.errors == []
