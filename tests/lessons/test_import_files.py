@@ -348,3 +348,17 @@ def test_folders_are_searched_with_their_subfolders(tmp_path):
     out, _ = run_import(tmp_path)
 
     assert "2 created" in out
+
+
+def test_an_edge_to_a_file_that_failed_to_parse_names_that_failure(tmp_path):
+    broken = lesson_file(tmp_path, "broken", "depth: seven")
+    follower = lesson_file(
+        tmp_path, "follower", "edges: [{kind: prerequisite, to: broken}]"
+    )
+
+    out, err = run_import(broken, follower)
+
+    assert "2 failed" in out
+    assert f"{follower}:" in err
+    assert "lessons whose files failed in this run: 'broken'" in err
+    assert "unknown lessons" not in err
