@@ -117,7 +117,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(
         request,
         "deployments/run.html",
-        {"run": run, "run_json": selectors.run_as_json(run)},
+        {
+            "run": run,
+            "run_json": selectors.run_as_json(run, account=_account(request)),
+        },
     )
 
 

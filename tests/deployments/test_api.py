@@ -443,3 +443,22 @@ def test_a_torn_down_deployment_passes_to_the_next_instructor_who_deploys(
     assert deployment.owner == colleague
     assert deployment.status == Deployment.Status.LIVE
     assert not deployment.managed_by(instructor)
+
+
+def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(
+    client, others_deployment, colleague
+):
+    run = Run.objects.create(
+        kind=Run.Kind.TEARDOWN,
+        subject=others_deployment.name,
+        status=Run.Status.SUCCEEDED,
+        started_by=others_deployment.owner,
+    )
+
+    as_owner = signed_in(client, others_deployment.owner).get(
+        f"/api/deployments/runs/{run.pk}/"
+    )
+    as_colleague = signed_in(client, colleague).get(f"/api/deployments/runs/{run.pk}/")
+
+    assert as_owner.json()["deployment"]["managed"] is True
+    assert as_colleague.json()["deployment"]["managed"] is False
