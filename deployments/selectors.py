@@ -31,6 +31,17 @@ def deployment_find(*, deployment_id: int) -> Deployment | None:
     return Deployment.objects.filter(pk=deployment_id).first()
 
 
+def targets_taken(*, name: str, account: "User") -> dict[str, str]:
+    """The targets on which a deployment of this name belongs to someone
+    else, so that ``account`` may not deploy under it there, each with the
+    owner's name ("" for a deployment with no owner on record)."""
+    return {
+        deployment.target: deployment.owner.username if deployment.owner else ""
+        for deployment in Deployment.objects.filter(name=name).select_related("owner")
+        if not deployment.claimable_by(account)
+    }
+
+
 def example_for_lesson(*, slug: str) -> Example | None:
     if not example_exists(slug):
         return None

@@ -45,18 +45,30 @@ def _account(request: HttpRequest) -> User:
 @account_required
 @instructor_required
 def index(request: HttpRequest) -> HttpResponse:
+    account = _account(request)
+    targets = sorted(settings.DEPLOYMENTS_TARGETS)
+    examples = []
+    for example in example_list():
+        taken = selectors.targets_taken(name=example.slug, account=account)
+        examples.append(
+            {
+                "example": example,
+                "targets": [(target, taken.get(target)) for target in targets],
+                "free": [target for target in targets if target not in taken],
+            }
+        )
     return render(
         request,
         "deployments/index.html",
         {
             "missing": engine_missing(),
-            "examples": example_list(),
+            "examples": examples,
             "deployments": [
-                (deployment, deployment.managed_by(_account(request)))
+                (deployment, deployment.managed_by(account))
                 for deployment in selectors.deployments_list()
             ],
             "runs": selectors.runs_recent(),
-            "targets": sorted(settings.DEPLOYMENTS_TARGETS),
+            "targets": targets,
             "builders": Run.Builder.choices,
         },
     )

@@ -1,5 +1,6 @@
 """Deployments pages, the lesson page's panel and the workflow export."""
 
+import re
 import subprocess
 import time
 from http import HTTPStatus
@@ -194,3 +195,69 @@ def test_the_deployments_page_offers_actions_only_to_the_owner(client, instructo
 
     assert f"/deployments/{deployment.pk}/teardown" not in others
     assert f"/deployments/{deployment.pk}/teardown" in owners
+
+
+def flagship_of(owner: User) -> Deployment:
+    return Deployment.objects.create(
+        name=FLAGSHIP,
+        example=FLAGSHIP,
+        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
+        digest="sha256:" + "b" * 64,
+        container_name=f"{FLAGSHIP}-r1",
+        owner=owner,
+    )
+
+
+def test_the_lesson_panel_offers_no_run_of_another_instructor_s_deployment(
+    client, instructor
+):
+    LessonFactory(slug=FLAGSHIP)
+    flagship_of(instructor)
+    colleague_signed_in(client)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert re.search(r"<button type=\"submit\" disabled>Run this example", page)
+    assert "Its deployment on local belongs to Grace" in page
+
+
+def test_the_lesson_panel_offers_a_run_once_the_deployment_is_torn_down(
+    client, instructor
+):
+    LessonFactory(slug=FLAGSHIP)
+    deployment = flagship_of(instructor)
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+    colleague_signed_in(client)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert re.search(r"<button type=\"submit\">Run this example", page)
+    assert "belongs to" not in page
+
+
+def test_the_deployments_page_offers_no_target_where_the_example_is_another_s(
+    client, instructor
+):
+    flagship_of(instructor)
+    colleague_signed_in(client)
+
+    page = client.get("/deployments/").content.decode()
+
+    assert '<option value="local" disabled>local (its deployment belongs to Grace)' in (
+        page
+    )
+    assert re.search(r"<button type=\"submit\" disabled>Run this example", page)
+
+
+def test_the_deployments_page_offers_no_action_the_missing_engine_would_refuse(
+    client, instructor, monkeypatch
+):
+    owned_deployment(instructor)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    client.force_login(instructor)
+
+    page = client.get("/deployments/").content.decode()
+
+    assert '<button type="submit" disabled>Tear down</button>' in page
+    assert '<button type="submit" disabled>Roll back</button>' in page
