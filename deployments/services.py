@@ -339,7 +339,11 @@ def _step_execute(state: pipeline.Pass, step: Step) -> None:
         handlers[step.name](state)
     except BaseException as error:
         message = str(error) if isinstance(error, STEP_ERRORS) else "The step broke."
-        state.log(f"failed: {message}")
+        # The first line says what went wrong. The lines after it (a tool's
+        # last output, a container's last log lines) mostly streamed into
+        # the log already; the run's error, shown above the steps, keeps
+        # them whole.
+        state.log(f"failed: {message.splitlines()[0] if message else ''}")
         state.flush()
         _step_end(step, started, Step.Status.FAILED)
         raise
