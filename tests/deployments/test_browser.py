@@ -138,3 +138,20 @@ def test_the_run_page_says_when_it_stops_following_the_run(browser, deployments_
         "stopped following the run"
     )
     assert browser.errors == []
+
+
+def test_the_image_form_checks_the_name_in_the_browser(browser, deployments_home):
+    instructor_signed_up(browser)
+    console = []
+    browser.page.on("console", lambda message: console.append(message.text))
+    page = browser.open("/deployments/")
+    form = page.locator("form[action$='/images']")
+    form.get_by_label("Image").fill("127.0.0.1:5000/examples/web:run-1")
+    form.get_by_label("Name").fill("Web!")
+
+    form.get_by_role("button", name="Deploy").click()
+
+    expect(page).to_have_url(re.compile(r"/deployments/$"))
+    assert form.get_by_label("Name").evaluate("field => !field.validity.valid")
+    assert not Run.objects.exists()
+    assert [text for text in console if "regular expression" in text] == []

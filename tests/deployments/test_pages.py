@@ -261,3 +261,55 @@ def test_the_deployments_page_offers_no_action_the_missing_engine_would_refuse(
 
     assert '<button type="submit" disabled>Tear down</button>' in page
     assert '<button type="submit" disabled>Roll back</button>' in page
+
+
+def fresh_passkey(client, account: User) -> None:
+    client.force_login(account)
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+
+def test_a_refused_image_comes_back_to_the_form_as_sent_with_the_reason(
+    client, instructor
+):
+    fresh_passkey(client, instructor)
+
+    answer = client.post(
+        "/deployments/images",
+        {"image": "docker.io/library/nginx:1", "name": "web", "port": "9090"},
+    )
+
+    page = answer.content.decode()
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert "Nothing was started." in page
+    assert "registry-not-allowed: docker.io" in page
+    assert 'value="docker.io/library/nginx:1"' in page
+    assert 'value="9090"' in page
+    assert not Run.objects.exists()
+
+
+def test_a_second_start_links_the_run_that_is_active(
+    client, instructor, deployments_home
+):
+    active = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.RUNNING, started_by=instructor,
+    )  # fmt: skip
+    fresh_passkey(client, instructor)
+
+    answer = client.post(f"/deployments/examples/{FLAGSHIP}/run")
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert f'<a href="/deployments/runs/{active.pk}/">Follow run {active.pk}</a>' in (
+        answer.content.decode()
+    )
+
+
+def test_a_learner_posting_to_a_deployments_form_gets_no_deployments_page(client, db):
+    fresh_passkey(client, User.objects.create(username="Lin"))
+
+    answer = client.post("/deployments/images", {"image": "x", "name": "web"})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "Running services" not in answer.content.decode()
