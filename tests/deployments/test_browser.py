@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from accounts.models import User
 from deployments import services
-from deployments.models import Deployment, Run
+from deployments.models import Deployment, Run, Step
 from tests.deployments.conftest import example_write
 from tests.deployments.runs import FLAGSHIP
 from tests.lessons.factories import LessonFactory
@@ -155,3 +155,25 @@ def test_the_image_form_checks_the_name_in_the_browser(browser, deployments_home
     assert form.get_by_label("Name").evaluate("field => !field.validity.valid")
     assert not Run.objects.exists()
     assert [text for text in console if "regular expression" in text] == []
+
+
+def test_a_running_step_shows_a_busy_bar_until_it_reports_progress(
+    browser, deployments_home
+):
+    account = instructor_signed_up(browser)
+    run = services.run_start(
+        account=account, kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP
+    )
+    build = run.steps.filter(name="build")
+    build.update(status=Step.Status.RUNNING)
+    page = browser.open(f"/deployments/runs/{run.pk}/")
+    bar = page.locator('[data-step="build"] [data-step-progress]')
+    expect(bar).not_to_have_attribute("value", re.compile(".*"))
+
+    build.update(progress=42, log="STEP 3/7: RUN true\n")
+
+    expect(bar).to_have_js_property("value", 42)
+    expect(page.locator('[data-step="build"] [data-step-log]')).to_have_text(
+        "STEP 3/7: RUN true\n"
+    )
+    assert browser.errors == []

@@ -30,7 +30,11 @@
       item.querySelector("[data-step-status]").textContent = step.status;
       item.querySelector("[data-step-duration]").textContent =
         step.duration_ms === null ? "" : (step.duration_ms / 1000).toFixed(2) + " s";
-      item.querySelector("[data-step-progress]").value = step.progress;
+      // A running step that reports no progress of its own (a push, a
+      // health check) shows a busy bar rather than an empty one.
+      const bar = item.querySelector("[data-step-progress]");
+      if (step.status === "running" && !step.progress) bar.removeAttribute("value");
+      else bar.value = step.progress;
       const proof = item.querySelector("[data-step-proof]");
       proof.textContent = step.proof ? "Proved: " + step.proof : "";
       proof.hidden = !step.proof;
