@@ -462,6 +462,11 @@ def deployment_logs(*, deployment_id: int, tail: int = 100) -> str:
     client = engine.engine_client(deployment.target)
     container = engine.container_find(client, deployment.container_name)
     if container is None:
-        return ""
+        # Said, not shown as an empty log: the service is not running.
+        raise engine.EngineError(
+            f"{deployment.container_name} is not on {deployment.target} any more, "
+            "so the service is not running; run it again, roll it back or tear "
+            "it down."
+        )
     values = secret_values(example=deployment.example)
     return pipeline.secrets_mask(engine.container_logs(container, tail=tail), values)

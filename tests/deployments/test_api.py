@@ -125,6 +125,21 @@ def test_logs_of_a_deployment_whose_engine_is_down_answer_503_saying_so(
     assert "target 'away' does not answer" in answer.json()["detail"]
 
 
+def test_logs_of_a_deployment_whose_container_is_gone_say_so(
+    client, instructor, worker
+):
+    deployment = Deployment.objects.create(
+        name="web", repository="r", container_name="lgtest-gone-web-r1",
+        owner=instructor,
+    )  # fmt: skip
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "lgtest-gone-web-r1 is not on local any more" in answer.json()["detail"]
+
+
 def test_an_unknown_example_answers_404(client, instructor, deployments_home):
     signed_in(client, instructor)
 
