@@ -177,3 +177,27 @@ def test_a_running_step_shows_a_busy_bar_until_it_reports_progress(
         "STEP 3/7: RUN true\n"
     )
     assert browser.errors == []
+
+
+def test_the_run_page_offers_no_action_while_the_engine_is_missing(
+    browser, monkeypatch, transactional_db
+):
+    account = instructor_signed_up(browser)
+    run = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.SUCCEEDED, started_by=account,
+    )  # fmt: skip
+    Deployment.objects.create(
+        name=FLAGSHIP, example=FLAGSHIP, repository="r", digest="sha256:" + "b" * 64,
+        previous_digest="sha256:" + "a" * 64, container_name="c", host_port=9,
+        last_run=run, owner=account,
+    )  # fmt: skip
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    page = browser.open(f"/deployments/runs/{run.pk}/")
+
+    expect(page.locator("[data-run-service]")).to_contain_text("answers at")
+    expect(page.get_by_role("alert").first).to_contain_text("cannot run")
+    expect(page.get_by_role("button", name="Tear down")).to_be_hidden()
+    expect(page.get_by_role("button", name="Show its logs")).to_be_hidden()
+    assert browser.errors == []

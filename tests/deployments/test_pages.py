@@ -313,3 +313,20 @@ def test_a_learner_posting_to_a_deployments_form_gets_no_deployments_page(client
 
     assert answer.status_code == HTTPStatus.FORBIDDEN
     assert "Running services" not in answer.content.decode()
+
+
+def test_a_run_page_says_what_is_missing_and_offers_no_action(
+    client, instructor, monkeypatch
+):
+    run = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.SUCCEEDED, started_by=instructor,
+    )  # fmt: skip
+    monkeypatch.setenv("PATH", "/nonexistent")
+    client.force_login(instructor)
+
+    page = client.get(f"/deployments/runs/{run.pk}/").content.decode()
+
+    assert "cannot run on this machine" in page
+    assert "apt-get install buildah" in page
+    assert "data-engine-missing" in page

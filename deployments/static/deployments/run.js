@@ -101,7 +101,10 @@
     section.hidden = false;
 
     const actions = article.querySelector("[data-service-actions]");
-    const acts = deployment.status === "live" && deployment.managed === true;
+    // Without the engine every action would be refused; the page says
+    // what is missing instead.
+    const acts = deployment.status === "live" && deployment.managed === true &&
+      !("engineMissing" in article.dataset);
     actions.hidden = !acts;
     if (!acts) return;
     const base = article.dataset.pages + deployment.id + "/";
