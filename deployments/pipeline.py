@@ -673,6 +673,10 @@ def _deployment_point(
         )
     if deployment.status == Deployment.Status.TORN_DOWN:
         deployment.owner = run.started_by
+        # Deployed anew: what ran before the tear down (another owner's,
+        # perhaps) is nothing to roll back to.
+        deployment.previous_digest = ""
+        deployment.previous_repository = ""
     live = deployment.status == Deployment.Status.LIVE
     old_name = deployment.container_name
     retired = old_name if live and old_name and old_name != spec.name else ""

@@ -460,6 +460,31 @@ def test_a_torn_down_deployment_passes_to_the_next_instructor_who_deploys(
     assert not deployment.managed_by(instructor)
 
 
+def test_a_deployment_taken_over_after_its_tear_down_has_nothing_to_roll_back_to(
+    client, instructor, worker
+):
+    colleague = User.objects.create(username="Ada", role=User.Role.INSTRUCTOR)
+    for _ in range(2):
+        assert example_run(instructor).status == Run.Status.SUCCEEDED
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+    assert deployment.previous_digest
+    run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.TEARDOWN
+        )
+    )
+
+    taken = example_run(colleague)
+
+    assert taken.status == Run.Status.SUCCEEDED, taken.error
+    deployment.refresh_from_db()
+    assert deployment.previous_digest == ""
+    answer = signed_in(client, colleague).post(
+        f"/api/deployments/{deployment.pk}/rollback"
+    )
+    assert answer.status_code == HTTPStatus.CONFLICT
+
+
 def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(
     client, others_deployment, colleague
 ):
