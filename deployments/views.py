@@ -168,6 +168,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "run": run,
             "run_json": selectors.run_as_json(run, account=_account(request)),
             "missing": engine_missing(),
+            "queued_seconds": settings.DEPLOYMENTS_RUN_QUEUED_SECONDS,
         },
     )
 

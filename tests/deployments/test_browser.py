@@ -124,13 +124,18 @@ def test_a_failed_run_says_which_step_failed_and_shows_no_secret(
     assert browser.errors == []
 
 
-def test_the_run_page_says_when_it_stops_following_the_run(browser, deployments_home):
+def test_the_run_page_says_when_no_worker_takes_the_run_or_it_stops_following_it(
+    browser, deployments_home
+):
     account = instructor_signed_up(browser)
     run = services.run_start(
         account=account, kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP
     )
     page = browser.open(f"/deployments/runs/{run.pk}/")
     expect(page.locator("[data-run-status]")).to_have_text("queued")
+    expect(page.locator("[data-run-waiting]")).to_contain_text(
+        "No worker has taken this run yet", timeout=15_000
+    )
 
     browser.context.clear_cookies()
 

@@ -13,7 +13,23 @@
   const RETRY_MAX_MS = 8000;
   let retryMs = POLL_MS;
 
+  // A run still queued after this long is waiting for a worker that may
+  // not be there; the page says so rather than only "queued".
+  const QUEUED_HINT_MS = 10000;
+  let queuedSince = null;
+
+  function queuedSay(run) {
+    const said = article.querySelector("[data-run-waiting]");
+    if (run.status !== "queued") {
+      said.hidden = true;
+      return;
+    }
+    if (queuedSince === null) queuedSince = Date.now();
+    said.hidden = Date.now() - queuedSince < QUEUED_HINT_MS;
+  }
+
   function redraw(run) {
+    queuedSay(run);
     article.querySelector("[data-run-status]").textContent = run.status;
     article.querySelector("[data-run-digest]").textContent = run.digest ? "· " + run.digest : "";
     const error = article.querySelector("[data-run-error]");
