@@ -448,10 +448,12 @@ def step_sign(state: Pass) -> None:
     path = reference_parse(state.repository).repository
     registry.signature_store(path, run.digest, document)
     state.log(json.dumps(statement, sort_keys=True))
+    said = ", ".join(f"the fingerprint of {name}" for name in fingerprints)
     state.proved(
         "Signed a provenance statement (source hash, builder, who started the "
-        "run, when, digest) with the site's Ed25519 key; stored beside the "
-        f"image as {registry.signature_tag(run.digest)}."
+        f"run, when, digest{', ' + said if said else ''}) with the site's "
+        f"Ed25519 key; stored beside the image as "
+        f"{registry.signature_tag(run.digest)}."
     )
 
 
