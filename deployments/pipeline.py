@@ -375,10 +375,36 @@ def _local_image_remove(state: Pass) -> None:
 def step_push(state: Pass) -> None:
     run = state.run
     tag = f"run-{run.pk}"
-    destination = f"{state.repository}:{tag}"
-    if run.builder == Run.Builder.DOCKER:
+    try:
+        run.digest = _image_push(state, tag)
+    except (engine.EngineError, buildah.BuildahError) as error:
+        if registry.registry_answers():
+            raise
+        # The tools' own words for a registry that is down run to several
+        # lines of retries: they stay in the step's log (buildah's are there
+        # already) and the run page says it plainly.
+        if isinstance(error, engine.EngineError):
+            state.log(str(error))
+        raise StepFailed(
+            f"The registry at {settings.DEPLOYMENTS_REGISTRY} does not answer, so "
+            "nothing was pushed and nothing was deployed; the push step's log has "
+            "the push tool's own words. Start the registry (`manage.py registry "
+            "start`) and run again."
+        ) from None
+    Run.objects.filter(pk=run.pk).update(digest=run.digest)
+    _local_image_remove(state)
+    state.log(f"digest {run.digest}")
+    state.proved(
+        f"Pushed to {settings.DEPLOYMENTS_REGISTRY} with the site's registry "
+        f"credentials; the registry holds it as {run.digest}."
+    )
+
+
+def _image_push(state: Pass, tag: str) -> str:
+    """Push the built image under ``tag``; return the digest it has."""
+    if state.run.builder == Run.Builder.DOCKER:
         engine.image_tag(state.client, state.local_image, state.repository, tag)
-        run.digest = engine.image_push(
+        return engine.image_push(
             state.client,
             repository=state.repository,
             tag=tag,
@@ -386,19 +412,11 @@ def step_push(state: Pass) -> None:
             on_line=state.log,
             on_wait=state.beat,
         )
-    else:
-        run.digest = buildah.buildah_push(
-            image=state.local_image,
-            destination=destination,
-            on_line=state.log,
-            on_wait=state.beat,
-        )
-    Run.objects.filter(pk=run.pk).update(digest=run.digest)
-    _local_image_remove(state)
-    state.log(f"digest {run.digest}")
-    state.proved(
-        f"Pushed to {settings.DEPLOYMENTS_REGISTRY} with the site's registry "
-        f"credentials; the registry holds it as {run.digest}."
+    return buildah.buildah_push(
+        image=state.local_image,
+        destination=f"{state.repository}:{tag}",
+        on_line=state.log,
+        on_wait=state.beat,
     )
 
 
@@ -430,10 +448,12 @@ def step_sign(state: Pass) -> None:
     path = reference_parse(state.repository).repository
     registry.signature_store(path, run.digest, document)
     state.log(json.dumps(statement, sort_keys=True))
+    said = ", ".join(f"the fingerprint of {name}" for name in fingerprints)
     state.proved(
         "Signed a provenance statement (source hash, builder, who started the "
-        "run, when, digest) with the site's Ed25519 key; stored beside the "
-        f"image as {registry.signature_tag(run.digest)}."
+        f"run, when, digest{', ' + said if said else ''}) with the site's "
+        f"Ed25519 key; stored beside the image as "
+        f"{registry.signature_tag(run.digest)}."
     )
 
 
@@ -655,6 +675,10 @@ def _deployment_point(
         )
     if deployment.status == Deployment.Status.TORN_DOWN:
         deployment.owner = run.started_by
+        # Deployed anew: what ran before the tear down (another owner's,
+        # perhaps) is nothing to roll back to.
+        deployment.previous_digest = ""
+        deployment.previous_repository = ""
     live = deployment.status == Deployment.Status.LIVE
     old_name = deployment.container_name
     retired = old_name if live and old_name and old_name != spec.name else ""

@@ -1,11 +1,14 @@
 """Reads for deployments' pages and API."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
 from deployments.examples import Example, ExampleInvalid, example_exists, example_load
-from deployments.models import Deployment, Run
+from deployments.models import Deployment, Run, Step
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 RECENT_RUNS = 20
 
@@ -28,6 +31,17 @@ def deployment_find(*, deployment_id: int) -> Deployment | None:
     return Deployment.objects.filter(pk=deployment_id).first()
 
 
+def targets_taken(*, name: str, account: "User") -> dict[str, str]:
+    """The targets on which a deployment of this name belongs to someone
+    else, so that ``account`` may not deploy under it there, each with the
+    owner's name ("" for a deployment with no owner on record)."""
+    return {
+        deployment.target: deployment.owner.username if deployment.owner else ""
+        for deployment in Deployment.objects.filter(name=name).select_related("owner")
+        if not deployment.claimable_by(account)
+    }
+
+
 def example_for_lesson(*, slug: str) -> Example | None:
     if not example_exists(slug):
         return None
@@ -37,10 +51,18 @@ def example_for_lesson(*, slug: str) -> Example | None:
         return None
 
 
-def run_as_json(run: Run) -> dict[str, Any]:
-    """A run and its steps as the run page and the API show them. Secret
-    values never reach here: step logs and proofs were masked as written."""
-    deployment = Deployment.objects.filter(name=run.subject, target=run.target).first()
+def run_as_json(run: Run, *, account: "User | None" = None) -> dict[str, Any]:
+    """A run and its steps as the run page and the API show them; given the
+    account asking, its deployment says whether that account may act on it.
+    Secret values never reach here: step logs and proofs were masked as
+    written."""
+    deployment = (
+        Deployment.objects.filter(name=run.subject, target=run.target)
+        .select_related("owner")
+        .first()
+    )
+    steps = list(run.steps.all())
+    failed = [step.name for step in steps if step.status == Step.Status.FAILED]
     return {
         "id": run.pk,
         "url": run.get_absolute_url(),
@@ -59,7 +81,10 @@ def run_as_json(run: Run) -> dict[str, Any]:
         "created": run.created.isoformat(),
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
-        "deployment": deployment_as_json(deployment) if deployment else None,
+        "failed_step": failed[0] if failed else None,
+        "deployment": (
+            deployment_as_json(deployment, account=account) if deployment else None
+        ),
         "steps": [
             {
                 "name": step.name,
@@ -69,13 +94,18 @@ def run_as_json(run: Run) -> dict[str, Any]:
                 "proof": step.proof,
                 "log": step.log,
             }
-            for step in run.steps.all()
+            for step in steps
         ],
     }
 
 
-def deployment_as_json(deployment: Deployment) -> dict[str, Any]:
-    return {
+def deployment_as_json(
+    deployment: Deployment, *, account: "User | None" = None
+) -> dict[str, Any]:
+    """A deployment as the pages and the API show it; given the account
+    asking, ``managed`` says whether it may roll it back, tear it down or
+    read its logs."""
+    described = {
         "id": deployment.pk,
         "name": deployment.name,
         "target": deployment.target,
@@ -96,3 +126,6 @@ def deployment_as_json(deployment: Deployment) -> dict[str, Any]:
         "last_run": deployment.last_run_id,
         "owner": deployment.owner.username if deployment.owner else None,
     }
+    if account is not None:
+        described["managed"] = deployment.managed_by(account)
+    return described

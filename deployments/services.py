@@ -339,7 +339,11 @@ def _step_execute(state: pipeline.Pass, step: Step) -> None:
         handlers[step.name](state)
     except BaseException as error:
         message = str(error) if isinstance(error, STEP_ERRORS) else "The step broke."
-        state.log(f"failed: {message}")
+        # The first line says what went wrong. The lines after it (a tool's
+        # last output, a container's last log lines) mostly streamed into
+        # the log already; the run's error, shown above the steps, keeps
+        # them whole.
+        state.log(f"failed: {message.splitlines()[0] if message else ''}")
         state.flush()
         _step_end(step, started, Step.Status.FAILED)
         raise
@@ -458,6 +462,11 @@ def deployment_logs(*, deployment_id: int, tail: int = 100) -> str:
     client = engine.engine_client(deployment.target)
     container = engine.container_find(client, deployment.container_name)
     if container is None:
-        return ""
+        # Said, not shown as an empty log: the service is not running.
+        raise engine.EngineError(
+            f"{deployment.container_name} is not on {deployment.target} any more, "
+            "so the service is not running; run it again, roll it back or tear "
+            "it down."
+        )
     values = secret_values(example=deployment.example)
     return pipeline.secrets_mask(engine.container_logs(container, tail=tail), values)

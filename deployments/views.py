@@ -45,26 +45,71 @@ def _account(request: HttpRequest) -> User:
 @account_required
 @instructor_required
 def index(request: HttpRequest) -> HttpResponse:
+    return _index_render(request)
+
+
+def _index_render(
+    request: HttpRequest,
+    *,
+    refusal: ApplicationError | None = None,
+    status: int = HTTPStatus.OK,
+) -> HttpResponse:
+    account = _account(request)
+    targets = sorted(settings.DEPLOYMENTS_TARGETS)
+    examples = []
+    for example in example_list():
+        taken = selectors.targets_taken(name=example.slug, account=account)
+        examples.append(
+            {
+                "example": example,
+                "targets": [(target, taken.get(target)) for target in targets],
+                "free": [target for target in targets if target not in taken],
+            }
+        )
+    active_run = refusal.extra.get("active_run") if refusal else None
     return render(
         request,
         "deployments/index.html",
         {
             "missing": engine_missing(),
-            "examples": example_list(),
+            "examples": examples,
             "deployments": [
-                (deployment, deployment.managed_by(_account(request)))
+                (deployment, deployment.managed_by(account))
                 for deployment in selectors.deployments_list()
             ],
             "runs": selectors.runs_recent(),
-            "targets": sorted(settings.DEPLOYMENTS_TARGETS),
+            "targets": targets,
             "builders": Run.Builder.choices,
+            "registry": settings.DEPLOYMENTS_REGISTRY,
+            "refusal": refusal.message if refusal else "",
+            "active_run": selectors.run_find(run_id=active_run) if active_run else None,
+            # What the image form was sent with, so a refusal keeps it.
+            "sent": request.POST if request.method == "POST" else {},
         },
+        status=status,
     )
+
+
+def refused_on_the_page[View: Callable[..., HttpResponse]](view: View) -> View:
+    """A start the service refuses (bad input, someone else's deployment, a
+    run already active, no engine) comes back to the deployments page with
+    the reason on top, a link to the active run if that was it, and the
+    image form as it was sent, under the refusal's status."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except ApplicationError as refusal:
+            return _index_render(request, refusal=refusal, status=refusal.status)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @require_POST
 @recent_passkey_required
 @instructor_required
+@refused_on_the_page
 def example_run(request: HttpRequest, slug: str) -> HttpResponse:
     run = services.run_start(
         account=_account(request),
@@ -80,6 +125,7 @@ def example_run(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @recent_passkey_required
 @instructor_required
+@refused_on_the_page
 def image_deploy(request: HttpRequest) -> HttpResponse:
     serializer = ImageDeploySerializer(data=request.POST)
     if not serializer.is_valid():
@@ -97,6 +143,7 @@ def image_deploy(request: HttpRequest) -> HttpResponse:
 @require_POST
 @recent_passkey_required
 @instructor_required
+@refused_on_the_page
 def deployment_action(
     request: HttpRequest, deployment_id: int, kind: str
 ) -> HttpResponse:
@@ -117,7 +164,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(
         request,
         "deployments/run.html",
-        {"run": run, "run_json": selectors.run_as_json(run)},
+        {
+            "run": run,
+            "run_json": selectors.run_as_json(run, account=_account(request)),
+            "missing": engine_missing(),
+            "queued_seconds": settings.DEPLOYMENTS_RUN_QUEUED_SECONDS,
+        },
     )
 
 

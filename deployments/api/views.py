@@ -85,7 +85,7 @@ class DeploymentsView(APIView):
     def get(self, request: Request) -> Response:
         return Response(
             [
-                selectors.deployment_as_json(item)
+                selectors.deployment_as_json(item, account=_account(request))
                 for item in selectors.deployments_list()
             ]
         )
@@ -98,7 +98,10 @@ class DeploymentsView(APIView):
         run = services.image_deploy_start(
             account=_account(request), **serializer.validated_data
         )
-        return Response(selectors.run_as_json(run), status=HTTPStatus.ACCEPTED)
+        return Response(
+            selectors.run_as_json(run, account=_account(request)),
+            status=HTTPStatus.ACCEPTED,
+        )
 
 
 class ExampleRunsView(APIView):
@@ -114,7 +117,10 @@ class ExampleRunsView(APIView):
             example=slug,
             **serializer.validated_data,
         )
-        return Response(selectors.run_as_json(run), status=HTTPStatus.ACCEPTED)
+        return Response(
+            selectors.run_as_json(run, account=_account(request)),
+            status=HTTPStatus.ACCEPTED,
+        )
 
 
 class SecretSerializer(serializers.Serializer[dict[str, Any]]):
@@ -147,7 +153,13 @@ class RunsView(APIView):
     permission_classes = [IsAuthenticated, Instructor]
 
     def get(self, request: Request) -> Response:
-        return Response([selectors.run_as_json(run) for run in selectors.runs_recent()])
+        account = _account(request)
+        return Response(
+            [
+                selectors.run_as_json(run, account=account)
+                for run in selectors.runs_recent()
+            ]
+        )
 
 
 class RunView(APIView):
@@ -159,7 +171,7 @@ class RunView(APIView):
             raise ApplicationError(
                 f"There is no run {run_id}.", status=HTTPStatus.NOT_FOUND
             )
-        return Response(selectors.run_as_json(run))
+        return Response(selectors.run_as_json(run, account=_account(request)))
 
 
 class DeploymentActionView(APIView):
@@ -171,7 +183,10 @@ class DeploymentActionView(APIView):
         run = services.deployment_action_start(
             account=_account(request), deployment=deployment, kind=self.kind
         )
-        return Response(selectors.run_as_json(run), status=HTTPStatus.ACCEPTED)
+        return Response(
+            selectors.run_as_json(run, account=_account(request)),
+            status=HTTPStatus.ACCEPTED,
+        )
 
 
 class DeploymentLogsView(APIView):

@@ -125,6 +125,21 @@ def test_logs_of_a_deployment_whose_engine_is_down_answer_503_saying_so(
     assert "target 'away' does not answer" in answer.json()["detail"]
 
 
+def test_logs_of_a_deployment_whose_container_is_gone_say_so(
+    client, instructor, worker
+):
+    deployment = Deployment.objects.create(
+        name="web", repository="r", container_name="lgtest-gone-web-r1",
+        owner=instructor,
+    )  # fmt: skip
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "lgtest-gone-web-r1 is not on local any more" in answer.json()["detail"]
+
+
 def test_an_unknown_example_answers_404(client, instructor, deployments_home):
     signed_in(client, instructor)
 
@@ -443,3 +458,47 @@ def test_a_torn_down_deployment_passes_to_the_next_instructor_who_deploys(
     assert deployment.owner == colleague
     assert deployment.status == Deployment.Status.LIVE
     assert not deployment.managed_by(instructor)
+
+
+def test_a_deployment_taken_over_after_its_tear_down_has_nothing_to_roll_back_to(
+    client, instructor, worker
+):
+    colleague = User.objects.create(username="Ada", role=User.Role.INSTRUCTOR)
+    for _ in range(2):
+        assert example_run(instructor).status == Run.Status.SUCCEEDED
+    deployment = Deployment.objects.get(name=FLAGSHIP)
+    assert deployment.previous_digest
+    run_wait(
+        services.deployment_action_start(
+            account=instructor, deployment=deployment, kind=Run.Kind.TEARDOWN
+        )
+    )
+
+    taken = example_run(colleague)
+
+    assert taken.status == Run.Status.SUCCEEDED, taken.error
+    deployment.refresh_from_db()
+    assert deployment.previous_digest == ""
+    answer = signed_in(client, colleague).post(
+        f"/api/deployments/{deployment.pk}/rollback"
+    )
+    assert answer.status_code == HTTPStatus.CONFLICT
+
+
+def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(
+    client, others_deployment, colleague
+):
+    run = Run.objects.create(
+        kind=Run.Kind.TEARDOWN,
+        subject=others_deployment.name,
+        status=Run.Status.SUCCEEDED,
+        started_by=others_deployment.owner,
+    )
+
+    as_owner = signed_in(client, others_deployment.owner).get(
+        f"/api/deployments/runs/{run.pk}/"
+    )
+    as_colleague = signed_in(client, colleague).get(f"/api/deployments/runs/{run.pk}/")
+
+    assert as_owner.json()["deployment"]["managed"] is True
+    assert as_colleague.json()["deployment"]["managed"] is False

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.errors import ApplicationError
-from deployments import engine, registry, services
+from deployments import engine, pipeline, registry, services
 from deployments.models import Deployment, Run, Step
 from deployments.pipeline import container_name, local_image_name, run_auth
 from deployments.signing import provenance_sign
@@ -286,6 +286,29 @@ def test_a_registry_that_is_down_fails_the_step_with_a_clear_message(
 
     assert run.status == Run.Status.FAILED
     assert "does not answer" in run.error
+
+
+def test_a_push_to_a_registry_that_is_down_says_so_in_plain_words(
+    deployments_home, instructor, settings
+):
+    run = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.RUNNING, started_by=instructor,
+    )  # fmt: skip
+    step = Step.objects.create(run=run, position=1, name="push")
+    state = pipeline.Pass(run=run, secret_values={})
+    state.local_image = settings.DEPLOYMENTS_BASE_IMAGE
+    settings.DEPLOYMENTS_REGISTRY = "127.0.0.1:9"
+    state.repository = f"127.0.0.1:9/examples/{FLAGSHIP}"
+
+    with pytest.raises(pipeline.StepFailed) as failure:
+        services._step_execute(state, step)
+
+    assert str(failure.value).startswith("The registry at 127.0.0.1:9 does not answer")
+    step.refresh_from_db()
+    assert step.status == Step.Status.FAILED
+    assert "connection refused" in step.log
+    assert step.log.count("The registry at 127.0.0.1:9 does not answer") == 1
 
 
 def test_a_push_with_wrong_credentials_fails_from_the_stream(

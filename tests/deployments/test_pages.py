@@ -1,5 +1,6 @@
 """Deployments pages, the lesson page's panel and the workflow export."""
 
+import re
 import subprocess
 import time
 from http import HTTPStatus
@@ -194,3 +195,138 @@ def test_the_deployments_page_offers_actions_only_to_the_owner(client, instructo
 
     assert f"/deployments/{deployment.pk}/teardown" not in others
     assert f"/deployments/{deployment.pk}/teardown" in owners
+
+
+def flagship_of(owner: User) -> Deployment:
+    return Deployment.objects.create(
+        name=FLAGSHIP,
+        example=FLAGSHIP,
+        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
+        digest="sha256:" + "b" * 64,
+        container_name=f"{FLAGSHIP}-r1",
+        owner=owner,
+    )
+
+
+def test_the_lesson_panel_offers_no_run_of_another_instructor_s_deployment(
+    client, instructor
+):
+    LessonFactory(slug=FLAGSHIP)
+    flagship_of(instructor)
+    colleague_signed_in(client)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert re.search(r"<button type=\"submit\" disabled>Run this example", page)
+    assert "Its deployment on local belongs to Grace" in page
+
+
+def test_the_lesson_panel_offers_a_run_once_the_deployment_is_torn_down(
+    client, instructor
+):
+    LessonFactory(slug=FLAGSHIP)
+    deployment = flagship_of(instructor)
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+    colleague_signed_in(client)
+
+    page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+
+    assert re.search(r"<button type=\"submit\">Run this example", page)
+    assert "belongs to" not in page
+
+
+def test_the_deployments_page_offers_no_target_where_the_example_is_another_s(
+    client, instructor
+):
+    flagship_of(instructor)
+    colleague_signed_in(client)
+
+    page = client.get("/deployments/").content.decode()
+
+    assert '<option value="local" disabled>local (its deployment belongs to Grace)' in (
+        page
+    )
+    assert re.search(r"<button type=\"submit\" disabled>Run this example", page)
+
+
+def test_the_deployments_page_offers_no_action_the_missing_engine_would_refuse(
+    client, instructor, monkeypatch
+):
+    owned_deployment(instructor)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    client.force_login(instructor)
+
+    page = client.get("/deployments/").content.decode()
+
+    assert '<button type="submit" disabled>Tear down</button>' in page
+    assert '<button type="submit" disabled>Roll back</button>' in page
+
+
+def fresh_passkey(client, account: User) -> None:
+    client.force_login(account)
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+
+def test_a_refused_image_comes_back_to_the_form_as_sent_with_the_reason(
+    client, instructor
+):
+    fresh_passkey(client, instructor)
+
+    answer = client.post(
+        "/deployments/images",
+        {"image": "docker.io/library/nginx:1", "name": "web", "port": "9090"},
+    )
+
+    page = answer.content.decode()
+    assert answer.status_code == HTTPStatus.BAD_REQUEST
+    assert "Nothing was started." in page
+    assert "registry-not-allowed: docker.io" in page
+    assert 'value="docker.io/library/nginx:1"' in page
+    assert 'value="9090"' in page
+    assert not Run.objects.exists()
+
+
+def test_a_second_start_links_the_run_that_is_active(
+    client, instructor, deployments_home
+):
+    active = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.RUNNING, started_by=instructor,
+    )  # fmt: skip
+    fresh_passkey(client, instructor)
+
+    answer = client.post(f"/deployments/examples/{FLAGSHIP}/run")
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert f'<a href="/deployments/runs/{active.pk}/">Follow run {active.pk}</a>' in (
+        answer.content.decode()
+    )
+
+
+def test_a_learner_posting_to_a_deployments_form_gets_no_deployments_page(client, db):
+    fresh_passkey(client, User.objects.create(username="Lin"))
+
+    answer = client.post("/deployments/images", {"image": "x", "name": "web"})
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert "Running services" not in answer.content.decode()
+
+
+def test_a_run_page_says_what_is_missing_and_offers_no_action(
+    client, instructor, monkeypatch
+):
+    run = Run.objects.create(
+        kind=Run.Kind.EXAMPLE, subject=FLAGSHIP, example=FLAGSHIP,
+        status=Run.Status.SUCCEEDED, started_by=instructor,
+    )  # fmt: skip
+    monkeypatch.setenv("PATH", "/nonexistent")
+    client.force_login(instructor)
+
+    page = client.get(f"/deployments/runs/{run.pk}/").content.decode()
+
+    assert "cannot run on this machine" in page
+    assert "apt-get install buildah" in page
+    assert "data-engine-missing" in page

@@ -35,6 +35,7 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     assert all(step.status == Step.Status.SUCCEEDED for step in steps.values())
     assert all(step.duration_ms is not None for step in steps.values())
     assert "without showing either" in steps["verify"].proof
+    assert "digest, the fingerprint of build_token)" in steps["sign"].proof
     deployment = Deployment.objects.get(name=FLAGSHIP)
     assert requests.get(deployment.url + "health", timeout=5).text == "ok\n"
     secret_values = services.secret_values(example=FLAGSHIP)
