@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Pass:
     provenance: dict[str, Any] = field(default_factory=dict)
     _client: docker.DockerClient | None = None
     _buffer: list[str] = field(default_factory=list)
+    _chores: list[threading.Thread] = field(default_factory=list)
     _flushed: float = 0.0
     _beaten: float = 0.0
 
@@ -96,6 +98,20 @@ class Pass:
         if self._client is None:
             self._client = engine.engine_client(self.run.target)
         return self._client
+
+    def aside(self, chore: Callable[[], object]) -> None:
+        """Carry out ``chore`` in a thread beside the steps that follow,
+        which spend their time waiting on the engine; the run ends only
+        after it (``chores_wait``). A chore reports nothing and raises
+        nothing."""
+        thread = threading.Thread(target=chore, daemon=True)
+        thread.start()
+        self._chores.append(thread)
+
+    def chores_wait(self) -> None:
+        for thread in self._chores:
+            thread.join()
+        self._chores.clear()
 
     def mask(self, text: str) -> str:
         return secrets_mask(text, self.secret_values)
@@ -392,7 +408,11 @@ def step_push(state: Pass) -> None:
             "start`) and run again."
         ) from None
     Run.objects.filter(pk=run.pk).update(digest=run.digest)
-    _local_image_remove(state)
+    if run.builder == Run.Builder.DOCKER:
+        _local_image_remove(state)
+    else:
+        # buildah's copy goes while the deploy step waits on the engine.
+        state.aside(lambda: buildah.buildah_remove(state.local_image))
     state.log(f"digest {run.digest}")
     state.proved(
         f"Pushed to {settings.DEPLOYMENTS_REGISTRY} with the site's registry "
@@ -836,6 +856,7 @@ STEPS: dict[str, list[tuple[str, Callable[[Pass], None]]]] = {
 def failed_run_cleanup(state: Pass) -> None:
     """What a failed run leaves behind goes: its local image and any
     container of it that no deployment points at."""
+    state.chores_wait()
     try:
         _local_image_remove(state)
         orphans_remove(state.client, run=state.run)

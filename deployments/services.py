@@ -314,6 +314,7 @@ def run_execute(*, run_id: int, worker: str) -> str:
             if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).exists():
                 raise pipeline.StepFailed(f"{pipeline.ABANDONED}; it stops here.")
             _step_execute(state, step)
+        state.chores_wait()
     except STEP_ERRORS as error:
         _run_fail(state, str(error))
     except Exception as error:
@@ -326,6 +327,7 @@ def run_execute(*, run_id: int, worker: str) -> str:
         )
         logger.info("Run %s succeeded", run.pk)
     finally:
+        state.chores_wait()
         shutil.rmtree(state.workdir, ignore_errors=True)
     return Run.objects.get(pk=run.pk).status
 

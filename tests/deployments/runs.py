@@ -1,9 +1,10 @@
-"""Starting runs and waiting for them, for the deployments tests."""
+"""Starting runs and waiting for them, and deployments as a run leaves
+them, for the deployments tests."""
 
 import time
 
 from deployments import services
-from deployments.models import Run, Step
+from deployments.models import Deployment, Run, Step
 
 FLAGSHIP = "shipping-containers-without-dind"
 RUN_SECONDS = 120
@@ -36,6 +37,28 @@ def example_run(account, slug: str = FLAGSHIP, **options) -> Run:
         account=account, kind=Run.Kind.EXAMPLE, subject=slug, example=slug, **options
     )
     return run_wait(run)
+
+
+def action_run(account, deployment: Deployment, kind: Run.Kind) -> Run:
+    """Roll ``deployment`` back or tear it down, and wait for the run."""
+    return run_wait(
+        services.deployment_action_start(
+            account=account, deployment=deployment, kind=kind
+        )
+    )
+
+
+def flagship_recorded(owner) -> Deployment:
+    """The flagship example's deployment as a finished run records it; no
+    container stands behind it."""
+    return Deployment.objects.create(
+        name=FLAGSHIP,
+        example=FLAGSHIP,
+        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
+        digest="sha256:" + "b" * 64,
+        container_name=f"{FLAGSHIP}-r1",
+        owner=owner,
+    )
 
 
 def steps_of(run: Run) -> dict[str, Step]:

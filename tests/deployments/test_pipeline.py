@@ -14,9 +14,9 @@ from django.conf import settings
 
 from deployments import services
 from deployments.models import Deployment, Run, Step
-from deployments.pipeline import container_name
+from deployments.pipeline import container_name, local_image_name
 from tests.deployments.conftest import INSTANCE
-from tests.deployments.runs import FLAGSHIP, example_run, run_wait, steps_of
+from tests.deployments.runs import FLAGSHIP, action_run, example_run, steps_of
 
 
 def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instructor):
@@ -36,6 +36,8 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     assert all(step.duration_ms is not None for step in steps.values())
     assert "without showing either" in steps["verify"].proof
     assert "digest, the fingerprint of build_token)" in steps["sign"].proof
+    # The local build went beside the deploy step, before the run ended.
+    assert not buildah_image_present(local_image_name(first))
     deployment = Deployment.objects.get(name=FLAGSHIP)
     assert requests.get(deployment.url + "health", timeout=5).text == "ok\n"
     secret_values = services.secret_values(example=FLAGSHIP)
@@ -73,22 +75,14 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     # The retired container's image went with it; a rollback pulls it again.
     assert not image_present(deployment.repository, first.digest)
 
-    rollback = run_wait(
-        services.deployment_action_start(
-            account=instructor, deployment=deployment, kind=Run.Kind.ROLLBACK
-        )
-    )
+    rollback = action_run(instructor, deployment, Run.Kind.ROLLBACK)
     assert rollback.status == Run.Status.SUCCEEDED, rollback.error
     deployment.refresh_from_db()
     assert deployment.digest == first.digest
     assert image_present(deployment.repository, first.digest)
     assert not image_present(deployment.repository, second.digest)
 
-    teardown = run_wait(
-        services.deployment_action_start(
-            account=instructor, deployment=deployment, kind=Run.Kind.TEARDOWN
-        )
-    )
+    teardown = action_run(instructor, deployment, Run.Kind.TEARDOWN)
     assert teardown.status == Run.Status.SUCCEEDED, teardown.error
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.TORN_DOWN
@@ -99,6 +93,13 @@ def test_flagship_example_builds_deploys_rolls_back_and_tears_down(worker, instr
     ).stdout  # fmt: skip
     assert left == ""
     assert not image_present(deployment.repository, first.digest)
+
+
+def buildah_image_present(name: str) -> bool:
+    listed = subprocess.run(
+        ["buildah", "images", "-q", name], capture_output=True, text=True
+    )
+    return listed.returncode == 0 and bool(listed.stdout.strip())
 
 
 def image_present(repository: str, digest: str) -> bool:
@@ -121,11 +122,7 @@ def test_a_rollback_holds_after_the_build_secret_changed(worker, instructor):
     assert second.status == Run.Status.SUCCEEDED, second.error
     deployment = Deployment.objects.get(name=FLAGSHIP)
 
-    rollback = run_wait(
-        services.deployment_action_start(
-            account=instructor, deployment=deployment, kind=Run.Kind.ROLLBACK
-        )
-    )
+    rollback = action_run(instructor, deployment, Run.Kind.ROLLBACK)
 
     assert rollback.status == Run.Status.SUCCEEDED, rollback.error
     deployment.refresh_from_db()
