@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.reauth import SESSION_KEY
 from deployments import services
 from deployments.models import Deployment, Run
-from tests.deployments.runs import FLAGSHIP, example_run, run_wait
+from tests.deployments.runs import FLAGSHIP, example_run, flagship_recorded, run_wait
 
 
 def signed_in(client: Client, account: User, *, fresh: bool = True) -> Client:
@@ -267,14 +267,7 @@ def secret_put(client: Client, name: str, value: str) -> object:
 @pytest.fixture
 def flagship_of_grace(instructor) -> Deployment:
     services.secret_set(example=FLAGSHIP, name="api_key", value="grace-chose-this")
-    return Deployment.objects.create(
-        name=FLAGSHIP,
-        example=FLAGSHIP,
-        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
-        digest="sha256:" + "b" * 64,
-        container_name=f"{FLAGSHIP}-r1",
-        owner=instructor,
-    )
+    return flagship_recorded(instructor)
 
 
 def test_another_instructor_cannot_set_the_secrets_of_an_example_someone_runs(

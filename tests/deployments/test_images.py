@@ -9,7 +9,7 @@ import requests
 from deployments import services
 from deployments.models import Deployment, Run
 from tests.deployments.conftest import example_write
-from tests.deployments.runs import example_run, run_wait
+from tests.deployments.runs import action_run, example_run, run_wait
 
 PORT = 9090
 DOCKERFILE = f"""\
@@ -55,12 +55,8 @@ def test_rolling_back_an_image_deployment_keeps_its_port_and_health_path(
     earlier = image_deploy(instructor, first)
     image_deploy(instructor, second)
 
-    rollback = run_wait(
-        services.deployment_action_start(
-            account=instructor,
-            deployment=Deployment.objects.get(name="copy"),
-            kind=Run.Kind.ROLLBACK,
-        )
+    rollback = action_run(
+        instructor, Deployment.objects.get(name="copy"), Run.Kind.ROLLBACK
     )
 
     assert rollback.status == Run.Status.SUCCEEDED, rollback.error
@@ -99,12 +95,8 @@ def test_a_rollback_finds_an_earlier_image_of_another_repository(
     earlier = image_deploy(instructor, first)
     image_deploy(instructor, second)
 
-    rollback = run_wait(
-        services.deployment_action_start(
-            account=instructor,
-            deployment=Deployment.objects.get(name="copy"),
-            kind=Run.Kind.ROLLBACK,
-        )
+    rollback = action_run(
+        instructor, Deployment.objects.get(name="copy"), Run.Kind.ROLLBACK
     )
 
     assert rollback.status == Run.Status.SUCCEEDED, rollback.error

@@ -13,7 +13,7 @@ from accounts.reauth import SESSION_KEY
 from deployments.examples import example_load
 from deployments.github_actions import workflow_export
 from deployments.models import Deployment, Run, Secret
-from tests.deployments.runs import FLAGSHIP
+from tests.deployments.runs import FLAGSHIP, flagship_recorded
 from tests.lessons.factories import LessonFactory
 
 ACTIONLINT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "actionlint"
@@ -197,22 +197,11 @@ def test_the_deployments_page_offers_actions_only_to_the_owner(client, instructo
     assert f"/deployments/{deployment.pk}/teardown" in owners
 
 
-def flagship_of(owner: User) -> Deployment:
-    return Deployment.objects.create(
-        name=FLAGSHIP,
-        example=FLAGSHIP,
-        repository=f"127.0.0.1:5055/examples/{FLAGSHIP}",
-        digest="sha256:" + "b" * 64,
-        container_name=f"{FLAGSHIP}-r1",
-        owner=owner,
-    )
-
-
 def test_the_lesson_panel_offers_no_run_of_another_instructor_s_deployment(
     client, instructor
 ):
     LessonFactory(slug=FLAGSHIP)
-    flagship_of(instructor)
+    flagship_recorded(instructor)
     colleague_signed_in(client)
 
     page = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
@@ -225,7 +214,7 @@ def test_the_lesson_panel_offers_a_run_once_the_deployment_is_torn_down(
     client, instructor
 ):
     LessonFactory(slug=FLAGSHIP)
-    deployment = flagship_of(instructor)
+    deployment = flagship_recorded(instructor)
     deployment.status = Deployment.Status.TORN_DOWN
     deployment.save()
     colleague_signed_in(client)
@@ -239,7 +228,7 @@ def test_the_lesson_panel_offers_a_run_once_the_deployment_is_torn_down(
 def test_the_deployments_page_offers_no_target_where_the_example_is_another_s(
     client, instructor
 ):
-    flagship_of(instructor)
+    flagship_recorded(instructor)
     colleague_signed_in(client)
 
     page = client.get("/deployments/").content.decode()

@@ -39,3 +39,19 @@ class EdgeFactory(factory.django.DjangoModelFactory[Edge]):
     source = factory.SubFactory(LessonFactory)
     target = factory.SubFactory(LessonFactory)
     kind = Edge.Kind.PREREQUISITE
+
+
+def admin_change_form(lesson: Lesson, tags=()) -> dict[str, object]:
+    """What the admin's change page for ``lesson`` posts, the lesson as it
+    is, with ``tags`` (Tag rows) as its tag lines in order."""
+    form: dict[str, object] = {
+        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
+        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
+        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
+        "lesson_tags-TOTAL_FORMS": len(tags), "lesson_tags-INITIAL_FORMS": 0,
+        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
+    }  # fmt: skip
+    for position, tag in enumerate(tags):
+        form[f"lesson_tags-{position}-tag"] = tag.pk
+        form[f"lesson_tags-{position}-position"] = position
+    return form

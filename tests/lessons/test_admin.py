@@ -10,7 +10,7 @@ from accounts.models import User
 from lessons.models import Edge, Lesson, Tag
 from tests.accounts.authenticator import SoftwareAuthenticator
 from tests.accounts.conftest import sign_up
-from tests.lessons.factories import EdgeFactory, LessonFactory
+from tests.lessons.factories import EdgeFactory, LessonFactory, admin_change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -60,14 +60,7 @@ def test_admin_refuses_tags_the_importer_refuses(client, staff, name, message):
 def test_arxiv_tags_added_in_the_admin_become_citations(client, staff):
     lesson = LessonFactory()
     tag = Tag.objects.create(name="arxiv:2506.06478v1")
-    form = {
-        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
-        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
-        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
-        "lesson_tags-TOTAL_FORMS": 1, "lesson_tags-INITIAL_FORMS": 0,
-        "lesson_tags-0-tag": tag.pk, "lesson_tags-0-position": 0,
-        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
-    }  # fmt: skip
+    form = admin_change_form(lesson, [tag])
 
     response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
 
@@ -81,15 +74,7 @@ def test_admin_refuses_two_arxiv_tags_naming_one_paper(client, staff):
     lesson = LessonFactory()
     first = Tag.objects.create(name="arxiv:math.GT/0309136v1")
     second = Tag.objects.create(name="arxiv:math/0309136v2")
-    form = {
-        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
-        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
-        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
-        "lesson_tags-TOTAL_FORMS": 2, "lesson_tags-INITIAL_FORMS": 0,
-        "lesson_tags-0-tag": first.pk, "lesson_tags-0-position": 0,
-        "lesson_tags-1-tag": second.pk, "lesson_tags-1-position": 1,
-        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
-    }  # fmt: skip
+    form = admin_change_form(lesson, [first, second])
 
     response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
 

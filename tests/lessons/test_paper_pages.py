@@ -12,7 +12,7 @@ from config.celery import app
 from lessons.models import Citation, LessonTag, Paper, Tag
 from lessons.services import lesson_citations_sync, papers_refresh
 from tests.lessons.arxiv_server import Answer, Version
-from tests.lessons.factories import EdgeFactory, LessonFactory
+from tests.lessons.factories import EdgeFactory, LessonFactory, admin_change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -458,14 +458,7 @@ def test_an_arxiv_tag_added_to_a_lesson_in_the_admin_fetches_the_paper(
     arxiv_server.add("2511.05720", FIRST, LATEST)
     lesson = LessonFactory()
     tag = Tag.objects.create(name="arxiv:2511.05720v1")
-    form = {
-        "title": lesson.title, "slug": lesson.slug, "summary": lesson.summary,
-        "topic": lesson.topic.pk, "depth": 2, "price": "", "asset": "AIN",
-        "body": lesson.body, "created_0": "2026-01-01", "created_1": "00:00:00",
-        "lesson_tags-TOTAL_FORMS": 1, "lesson_tags-INITIAL_FORMS": 0,
-        "lesson_tags-0-tag": tag.pk, "lesson_tags-0-position": 0,
-        "edges_out-TOTAL_FORMS": 0, "edges_out-INITIAL_FORMS": 0,
-    }  # fmt: skip
+    form = admin_change_form(lesson, [tag])
 
     response = admin_client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
 
