@@ -1,11 +1,12 @@
 """Reads for deployments' pages and API."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
 from deployments.examples import Example, ExampleInvalid, example_exists, example_load
-from deployments.models import Deployment, Run, Step
+from deployments.models import Deployment, Run, Secret, Step
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -40,6 +41,11 @@ def targets_taken(*, name: str, account: "User") -> dict[str, str]:
         for deployment in Deployment.objects.filter(name=name).select_related("owner")
         if not deployment.claimable_by(account)
     }
+
+
+def secrets_updated(*, example: str) -> dict[str, datetime]:
+    """When each of an example's secrets was last set; never their values."""
+    return dict(Secret.objects.filter(example=example).values_list("name", "updated"))
 
 
 def example_for_lesson(*, slug: str) -> Example | None:

@@ -10,6 +10,11 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("examples/<slug:slug>/run", views.example_run, name="example-run"),
     path("examples/<slug:slug>/workflow.yml", views.example_workflow, name="workflow"),
+    path(
+        "examples/<slug:slug>/secrets/<str:name>",
+        views.example_secret,
+        name="example-secret",
+    ),
     path("images", views.image_deploy, name="image-deploy"),
     path(
         "<int:deployment_id>/rollback",

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -18,7 +19,7 @@ from config.errors import ApplicationError
 from deployments import selectors, services
 from deployments.api.views import ImageDeploySerializer, service_logs
 from deployments.engine import engine_missing
-from deployments.examples import example_list
+from deployments.examples import ExampleInvalid, example_list
 from deployments.github_actions import workflow_export
 from deployments.models import Deployment, Run
 
@@ -59,11 +60,13 @@ def _index_render(
     examples = []
     for example in example_list():
         taken = selectors.targets_taken(name=example.slug, account=account)
+        updated = selectors.secrets_updated(example=example.slug)
         examples.append(
             {
                 "example": example,
                 "targets": [(target, taken.get(target)) for target in targets],
                 "free": [target for target in targets if target not in taken],
+                "secrets": [(name, updated.get(name)) for name in example.secret_names],
             }
         )
     active_run = refusal.extra.get("active_run") if refusal else None
@@ -120,6 +123,28 @@ def example_run(request: HttpRequest, slug: str) -> HttpResponse:
         builder=request.POST.get("builder", Run.Builder.BUILDAH),
     )
     return redirect(run)
+
+
+@require_POST
+@recent_passkey_required
+@instructor_required
+@refused_on_the_page
+def example_secret(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Set one of an example's secrets from its form on the deployments
+    page; the value is never shown again, here or anywhere."""
+    try:
+        services.example_secret_set(
+            account=_account(request),
+            example=slug,
+            name=name,
+            value=request.POST.get("value", ""),
+        )
+    except ExampleInvalid as error:
+        raise ApplicationError(str(error), status=HTTPStatus.NOT_FOUND) from None
+    messages.success(
+        request, f"{name} of {slug} is set; the next run of the example uses it."
+    )
+    return redirect("deployments:index")
 
 
 @require_POST
