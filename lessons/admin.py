@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest
 
 from lessons.arxiv_client import ArxivIdError, arxiv_id_parse
@@ -49,8 +49,28 @@ class EdgeInline(admin.TabularInline[Edge, Lesson]):
     autocomplete_fields = ["target"]
 
 
+def edits_every_lesson(request: HttpRequest) -> bool:
+    """Staff edit every lesson; an instructor only the lessons they author.
+    Another author's lesson is theirs to sell: its body is what buyers pay
+    for, its price and gated flag what they are charged, and its author
+    the wallet sales pay."""
+    return bool(request.user.is_superuser)
+
+
+def authors_lesson(request: HttpRequest, lesson: Lesson | None) -> bool:
+    return (
+        lesson is None
+        or edits_every_lesson(request)
+        or (lesson.author_id is not None and lesson.author_id == request.user.pk)
+    )
+
+
 @admin.register(Lesson)
 class LessonAdmin(admin.ModelAdmin[Lesson]):
+    """Instructors list every lesson (the list shows what the catalogue
+    shows), but open, change and delete only their own, and a lesson they
+    add is theirs."""
+
     list_display = [
         "title",
         "slug",
@@ -78,6 +98,42 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
     @admin.display(description="Price", ordering="price")
     def price_shown(self, lesson: Lesson) -> str:
         return lesson.price_display
+
+    def has_view_permission(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> bool:
+        return super().has_view_permission(request, obj) and authors_lesson(
+            request, obj
+        )
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> bool:
+        return super().has_change_permission(request, obj) and authors_lesson(
+            request, obj
+        )
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> bool:
+        return super().has_delete_permission(request, obj) and authors_lesson(
+            request, obj
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not edits_every_lesson(request):
+            fields.append("author")
+        return fields
+
+    def save_model(
+        self, request: HttpRequest, obj: Lesson, form: Any, change: bool
+    ) -> None:
+        if not change and not edits_every_lesson(request):
+            obj.author = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Cited papers (from the arxiv: tags)")
     def cited_papers(self, lesson: Lesson) -> str:
@@ -108,10 +164,35 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
 
 @admin.register(Edge)
 class EdgeAdmin(admin.ModelAdmin[Edge]):
+    """An edge belongs to the lesson that declares it, its source: an
+    instructor changes only the edges of their own lessons, since a
+    prerequisite changes what a path's bundle sells."""
+
     list_display = ["source", "kind", "target", "note"]
     list_filter = ["kind"]
     search_fields = ["source__slug", "target__slug"]
     autocomplete_fields = ["source", "target"]
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: Edge | None = None
+    ) -> bool:
+        return super().has_change_permission(request, obj) and authors_lesson(
+            request, obj.source if obj is not None else None
+        )
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: Edge | None = None
+    ) -> bool:
+        return super().has_delete_permission(request, obj) and authors_lesson(
+            request, obj.source if obj is not None else None
+        )
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.name == "source" and not edits_every_lesson(request):
+            kwargs["queryset"] = Lesson.objects.filter(author=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Topic)

@@ -31,6 +31,17 @@ def sale_settings_check(**kwargs: Any) -> list[CheckMessage]:
     for name in ("X402_MAX_TIMEOUT_SECONDS", "X402_FACILITATOR_TIMEOUT_SECONDS"):
         if getattr(settings, name) <= 0:
             return [Error(f"{name} must be positive.", id="payments.E002")]
+    # A negative skew shortens every window the facilitator allows below
+    # the offer's own: the official client signs validBefore now plus
+    # maxTimeoutSeconds, so every payment would be refused as valid too
+    # long.
+    if settings.X402_CLOCK_SKEW_SECONDS < 0:
+        return [
+            Error(
+                "X402_CLOCK_SKEW_SECONDS must not be negative; 0 allows no skew.",
+                id="payments.E002",
+            )
+        ]
     development = settings.X402_DEVELOPMENT_PAY_TO.lower()
     if settings.PRODUCTION and pay_to.lower() == development:
         return [

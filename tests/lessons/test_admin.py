@@ -1,5 +1,6 @@
 """Authoring in the admin, with the same rules as import."""
 
+from decimal import Decimal
 from http import HTTPStatus
 from io import StringIO
 
@@ -7,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import User
+from accounts.services import user_set_role
 from lessons.models import Edge, Lesson, Tag
 from tests.accounts.authenticator import SoftwareAuthenticator
 from tests.accounts.conftest import sign_up
@@ -107,3 +109,127 @@ def test_admin_explains_a_zero_price(client, staff):
     )
 
     assert "leave it empty for a free lesson" in response.content.decode()
+
+
+def instructor_named(name: str) -> User:
+    user = User.objects.create(username=name)
+    return user_set_role(user=user, role=User.Role.INSTRUCTOR)
+
+
+@pytest.fixture
+def sold_by_another(client) -> Lesson:
+    """A gated lesson of Grace's, and Linus, another instructor, signed in."""
+    lesson = LessonFactory.create(
+        author=instructor_named("Grace"),
+        price=Decimal("0.005"),
+        body="## Paid for\n\nWhat buyers pay to read.\n",
+    )
+    client.force_login(instructor_named("Linus"))
+    return lesson
+
+
+def test_an_instructor_cannot_read_another_authors_lesson_in_the_admin(
+    client, sold_by_another
+):
+    response = client.get(f"/admin/lessons/lesson/{sold_by_another.pk}/change/")
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "What buyers pay to read" not in response.content.decode()
+
+
+def test_an_instructor_cannot_take_over_or_reprice_another_authors_lesson(
+    client, sold_by_another
+):
+    form = admin_change_form(sold_by_another) | {
+        "author": User.objects.get(username="Linus").pk,
+        "price": "0.001",
+        "gated": "on",
+    }
+
+    response = client.post(f"/admin/lessons/lesson/{sold_by_another.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    sold_by_another.refresh_from_db()
+    assert sold_by_another.author.username == "Grace"
+    assert sold_by_another.price == Decimal("0.005")
+
+
+def test_an_instructor_cannot_delete_another_authors_lesson(client, sold_by_another):
+    response = client.post(
+        "/admin/lessons/lesson/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [sold_by_another.pk],
+            "post": "yes",
+        },
+    )
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert Lesson.objects.filter(pk=sold_by_another.pk).exists()
+
+
+def test_an_instructor_still_lists_every_lesson(client, sold_by_another):
+    response = client.get("/admin/lessons/lesson/")
+
+    assert response.status_code == HTTPStatus.OK
+    assert sold_by_another.title in response.content.decode()
+
+
+def test_an_instructor_changes_their_own_lesson_and_stays_its_author(client):
+    linus = instructor_named("Linus")
+    lesson = LessonFactory(author=linus)
+    client.force_login(linus)
+    form = admin_change_form(lesson) | {
+        "title": "Renamed",
+        "author": instructor_named("Grace").pk,
+    }
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    lesson.refresh_from_db()
+    assert (lesson.title, lesson.author) == ("Renamed", linus)
+
+
+def test_a_lesson_an_instructor_adds_is_theirs(client):
+    linus = instructor_named("Linus")
+    client.force_login(linus)
+    template = LessonFactory.build(slug="new-one")
+    form = admin_change_form(template) | {"author": instructor_named("Grace").pk}
+
+    response = client.post("/admin/lessons/lesson/add/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert Lesson.objects.get(slug="new-one").author == linus
+
+
+def test_an_instructor_cannot_add_a_prerequisite_to_another_authors_lesson(
+    client, sold_by_another
+):
+    response = client.post(
+        "/admin/lessons/edge/add/",
+        {
+            "source": sold_by_another.pk,
+            "target": LessonFactory().pk,
+            "kind": "prerequisite",
+            "note": "",
+        },
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert not Edge.objects.exists()
+
+
+def test_staff_change_any_lesson_and_its_author(client, staff, sold_by_another):
+    client.force_login(staff)
+    form = admin_change_form(sold_by_another) | {
+        "author": staff.pk,
+        "price": "0.005",
+        "gated": "on",
+    }
+
+    response = client.post(f"/admin/lessons/lesson/{sold_by_another.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    sold_by_another.refresh_from_db()
+    assert sold_by_another.author == staff

@@ -1,6 +1,6 @@
 import pytest
 
-from payments.checks import token_settings_check
+from payments.checks import sale_settings_check, token_settings_check
 
 
 def test_usable_token_settings_pass_the_system_check():
@@ -27,3 +27,18 @@ def test_unusable_token_settings_fail_the_system_check(settings, name, value, pr
 
     assert [error.id for error in errors] == ["payments.E001"]
     assert problem in errors[0].msg
+
+
+def test_a_negative_clock_skew_fails_the_system_check(settings):
+    settings.X402_CLOCK_SKEW_SECONDS = -5
+
+    errors = sale_settings_check()
+
+    assert [error.id for error in errors] == ["payments.E002"]
+    assert "X402_CLOCK_SKEW_SECONDS must not be negative" in errors[0].msg
+
+
+def test_no_clock_skew_passes_the_system_check(settings):
+    settings.X402_CLOCK_SKEW_SECONDS = 0
+
+    assert sale_settings_check() == []

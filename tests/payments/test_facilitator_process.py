@@ -3,6 +3,7 @@ facilitator_serve``, called by the official HTTP facilitator client and by
 the site through ``X402_FACILITATOR_URL``."""
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -112,3 +113,33 @@ def test_the_site_sells_through_the_process(
     assert receipt.success
     assert Purchase.objects.get(transaction=receipt.transaction).lesson == lesson
     assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--workers", "0", "at least 1 answers requests"),
+        ("--workers", "-1", "at least 1 answers requests"),
+        ("--bind", "127.0.0.1:99999", "a port is 1 to 65535"),
+        ("--bind", "127.0.0.1", "is not HOST:PORT"),
+    ],
+)
+def test_facilitator_serve_refuses_what_gunicorn_could_not_serve(
+    option, value, problem
+):
+    # A process, not call_command: a command that let the value through
+    # would put gunicorn in the place of the test run itself.
+    arguments = {"--bind": f"127.0.0.1:{free_port()}", "--workers": "1"}
+    arguments[option] = value
+    command = [sys.executable, "manage.py", "facilitator_serve"]
+    for name, given in arguments.items():
+        command += [name, given]
+
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as still_running:
+        pytest.fail(f"facilitator_serve took {option} {value}: {still_running}")
+
+    assert finished.returncode != 0
+    assert problem in finished.stderr
+    assert "The facilitator is at" not in finished.stdout

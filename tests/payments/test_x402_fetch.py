@@ -36,6 +36,21 @@ def test_bad_spending_cap_is_refused(amount):
         fetch("http://127.0.0.1:9/", "--key-file", "x", "--max-amount", amount)
 
 
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "soon"])
+def test_bad_timeout_is_refused_before_anything_is_asked(tmp_path, seconds):
+    key_file = tmp_path / "wallet.key"
+    wallet_create(key_file=key_file)
+
+    with pytest.raises(CommandError, match=r"--timeout: .* seconds above zero"):
+        fetch(
+            closed_port_url() + "/api/lessons/a/content",
+            "--key-file",
+            str(key_file),
+            "--timeout",
+            seconds,
+        )
+
+
 def test_unreachable_url_is_reported(tmp_path):
     key_file = tmp_path / "wallet.key"
     wallet_create(key_file=key_file)

@@ -1,3 +1,4 @@
+import argparse
 import os
 import sys
 from typing import Any
@@ -18,11 +19,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--bind",
+            type=_address,
             default="127.0.0.1:8402",
             help="host:port to listen on (default 127.0.0.1:8402).",
         )
         parser.add_argument(
-            "--workers", type=int, default=2, help="gunicorn workers (default 2)."
+            "--workers",
+            type=_workers,
+            default=2,
+            help="gunicorn workers, at least 1 (default 2).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,3 +49,33 @@ class Command(BaseCommand):
         # gunicorn takes this process's place, so that signals sent to it
         # (Ctrl-C, a supervisor's TERM) reach gunicorn itself.
         os.execve(sys.executable, command, environment)
+
+
+def _address(text: str) -> str:
+    """HOST:PORT, checked before gunicorn starts: it would fail later with
+    a traceback (a port past 65535) or retry a name that does not resolve,
+    after this command had said where the facilitator is."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT, such as 127.0.0.1:8402."
+        )
+    if not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names port {int(port)}; a port is 1 to 65535."
+        )
+    return text
+
+
+def _workers(text: str) -> int:
+    # gunicorn with no workers listens and never answers: a site pointed at
+    # it would only ever time out.
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of workers; at least 1 answers requests."
+        )
+    return workers

@@ -1,4 +1,6 @@
+import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -48,7 +50,10 @@ class Command(BaseCommand):
             "text/markdown, text/html or application/json.",
         )
         parser.add_argument(
-            "--timeout", type=float, default=30.0, help="Seconds per HTTP request."
+            "--timeout",
+            type=_seconds,
+            default=30.0,
+            help="Seconds per HTTP request.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -141,6 +146,21 @@ def paying_session(
     """
     client = paying_client(account, network=token.network, asset=token.address, cap=cap)
     return wrapRequestsWithPayment(requests.Session(), client)
+
+
+def _seconds(text: str) -> float:
+    """A timeout as --timeout takes it: a positive number of seconds. The
+    HTTP client refuses 0, negative, infinite and NaN timeouts only once
+    the request is under way, with a traceback."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above zero, such as 30 or 2.5."
+        )
+    return seconds
 
 
 def _account_read(key_file: Path) -> LocalAccount:
