@@ -50,7 +50,7 @@ class EdgeInline(admin.TabularInline[Edge, Lesson]):
 
 
 def edits_every_lesson(request: HttpRequest) -> bool:
-    """Staff edit every lesson; an instructor only the lessons they author.
+    """Superusers edit every lesson; an instructor only the lessons they author.
     Another author's lesson is theirs to sell: its body is what buyers pay
     for, its price and gated flag what they are charged, and its author
     the wallet sales pay."""
