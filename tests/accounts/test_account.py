@@ -200,6 +200,40 @@ def test_renaming_a_passkey(client, account):
     assert passkey.name == "Work laptop"
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("Work\x00laptop", "Worklaptop"), ("Key \u202etxt.exe", "Key txt.exe")],
+)
+def test_a_passkey_name_is_stored_without_control_characters(
+    client, account, typed, stored
+):
+    passkey = account.passkeys.get()
+
+    response = client.post(f"/accounts/passkeys/{passkey.pk}/rename", {"name": typed})
+
+    passkey.refresh_from_db()
+    assert response.status_code == HTTPStatus.FOUND
+    assert passkey.name == stored
+
+
+def test_a_passkey_added_with_control_characters_in_its_name_and_transports(
+    client, account
+):
+    options = post_json(client, "/accounts/passkeys/options").json()
+    credential = SoftwareAuthenticator().register(options)
+    credential["response"]["transports"] = ["usb\x00", "internal"]
+
+    response = post_json(
+        client,
+        "/accounts/passkeys/verify",
+        {"credential": credential, "name": "Phone\x00"},
+    )
+
+    added = Passkey.objects.get(pk=response.json()["id"])
+    assert response.status_code == HTTPStatus.CREATED
+    assert (added.name, added.transports) == ("Phone", ["internal"])
+
+
 def test_account_pages_need_a_session(client):
     assert client.get("/accounts/")["Location"].startswith("/accounts/signin/")
 
@@ -222,6 +256,13 @@ def test_token_is_shown_once_and_stored_hashed(client, account):
     assert secret not in again
     assert token.digest == ApiToken.digest_of(secret)
     assert secret not in {token.digest, token.hint}
+
+
+def test_a_token_name_is_stored_without_control_characters(client, account):
+    response = client.post("/accounts/tokens/", {"name": "ci\x00 deploy"})
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert ApiToken.objects.get().name == "ci deploy"
 
 
 def test_bearer_token_authenticates_api_requests_and_records_use(client, account):
