@@ -3,7 +3,7 @@ from http import HTTPStatus
 
 import pytest
 
-from lessons.models import Edge, LessonTag, Tag
+from lessons.models import Edge, LessonTag, Paper, Tag
 from tests.lessons.factories import EdgeFactory, LessonFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,8 +140,6 @@ def test_topics_and_papers_are_listed(client):
     LessonTag.objects.create(
         lesson=lesson, tag=Tag.objects.create(name="arxiv:2506.06478")
     )
-    from lessons.models import Paper
-
     Paper.objects.create(arxiv_id="2506.06478", title="A paper", authors=["A. Author"])
 
     topics = client.get("/api/topics/").json()
@@ -193,6 +191,25 @@ def test_neighbourhood_depth_in_superscript_digits_is_400(client):
     response = client.get(f"/api/lessons/{lesson.slug}/neighborhood?depth=%C2%B2")
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_neighbourhood_depth_given_twice_is_400(client):
+    lesson = LessonFactory()
+
+    response = client.get(f"/api/lessons/{lesson.slug}/neighborhood?depth=1&depth=3")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"] == "Bad query parameter depth: give it only once."
+
+
+@pytest.mark.parametrize("query", ["page=1&page=1", "page_size=1&page_size=2"])
+def test_papers_page_parameters_given_twice_are_400(client, query):
+    Paper.objects.create(arxiv_id="2506.06478", title="A paper", authors=["A. Author"])
+
+    response = client.get(f"/api/papers/?{query}")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"].endswith("give it only once.")
 
 
 def test_repeated_tags_must_all_match(client):
