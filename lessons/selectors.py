@@ -180,7 +180,10 @@ def topic_list() -> list[Topic]:
 
 def paper_get(*, arxiv_id: str) -> Paper:
     """The paper held under a base id; 404 with the reason for an id that
-    is malformed or not held."""
+    is malformed or not held. The ``arXiv:`` arXiv prints before its ids, and
+    the site too beside a citation, is taken off."""
+    if arxiv_id[:6].lower() == "arxiv:":
+        arxiv_id = arxiv_id[6:]
     try:
         base, _version = split_arxiv_id(arxiv_id)
     except ValidationError as error:
