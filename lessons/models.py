@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from lessons.markdown import render_markdown
+from lessons.markdown import BodyTooDeep, render_markdown
 
 MIN_DEPTH = 1
 MAX_DEPTH = 5
@@ -374,6 +374,10 @@ class Lesson(models.Model):
     def clean(self) -> None:
         if self.gated and self.price is None:
             raise ValidationError({"gated": "A gated lesson needs a price."})
+        try:
+            render_markdown(self.body)
+        except BodyTooDeep as error:
+            raise ValidationError({"body": str(error)}) from None
 
     @property
     def is_free(self) -> bool:

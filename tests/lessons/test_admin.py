@@ -57,6 +57,29 @@ def test_admin_refuses_tags_the_importer_refuses(client, staff, name, message):
     assert not Tag.objects.filter(name=name).exists()
 
 
+def test_admin_refuses_a_body_nesting_html_too_deep(client, staff):
+    lesson = LessonFactory(body="Text.")
+    form = admin_change_form(lesson)
+    form["body"] = "<div>" * 100_000
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.OK
+    assert "nests more than 100 elements deep" in response.content.decode()
+    assert Lesson.objects.get().body == "Text."
+
+
+def test_admin_keeps_a_body_whose_html_nests_as_deep_as_allowed(client, staff):
+    lesson = LessonFactory(body="Text.")
+    form = admin_change_form(lesson)
+    form["body"] = "<div>" * 100 + "Deep." + "</div>" * 100
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert "Deep." in Lesson.objects.get().body
+
+
 def test_arxiv_tags_added_in_the_admin_become_citations(client, staff):
     lesson = LessonFactory()
     tag = Tag.objects.create(name="arxiv:2506.06478v1")

@@ -289,6 +289,15 @@ def test_byte_order_mark_is_ignored(tmp_path):
     assert "1 created" in out
 
 
+def test_a_body_nesting_html_too_deep_is_refused(tmp_path):
+    lesson_file(tmp_path, "deep", body="<div>" * 100_000)
+
+    _out, err = run_import(tmp_path)
+
+    assert "nests more than 100 elements deep" in err
+    assert not Lesson.objects.exists()
+
+
 def test_empty_file_is_refused_as_empty(tmp_path):
     path = tmp_path / "empty.md"
     path.write_text("\n\n")
