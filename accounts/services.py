@@ -22,6 +22,7 @@ from accounts import ceremonies
 from accounts.ceremonies import PasskeyRefused
 from accounts.models import ApiToken, Challenge, Passkey, User
 from config.errors import ApplicationError
+from config.parsing import DIRECTION_CONTROLS
 
 logger = logging.getLogger(__name__)
 
@@ -341,11 +342,6 @@ def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Pas
     return passkey
 
 
-# The marks that embed, override or isolate the direction of the text after
-# them: a name holding one shows its end reversed.
-BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
-
-
 def plain_name(name: str) -> str:
     """A name as people typed it: runs of white space made one space, and
     control characters (NUL, which PostgreSQL refuses to store) and marks
@@ -356,7 +352,7 @@ def plain_name(name: str) -> str:
         if character.isspace()
         or not (
             unicodedata.category(character) == "Cc"
-            or unicodedata.bidirectional(character) in BIDI_CONTROLS
+            or unicodedata.bidirectional(character) in DIRECTION_CONTROLS
         )
     )
     return " ".join(kept.split())

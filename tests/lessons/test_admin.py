@@ -69,6 +69,24 @@ def test_admin_refuses_a_body_nesting_html_too_deep(client, staff):
     assert Lesson.objects.get().body == "Text."
 
 
+def test_admin_refuses_a_title_turning_the_direction_of_the_page(client, staff):
+    lesson = LessonFactory(title="Plain")
+    form = admin_change_form(lesson)
+    form["title"] = "Hub \u202eeerF"
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert "It holds U+202E, a mark turning the direction" in response.content.decode()
+    assert Lesson.objects.get().title == "Plain"
+
+
+def test_admin_refuses_a_tag_turning_the_direction_of_the_page(client, staff):
+    response = client.post("/admin/lessons/tag/add/", {"name": "a\u2067b"})
+
+    assert "It holds U+2067" in response.content.decode()
+    assert not Tag.objects.exists()
+
+
 def test_admin_keeps_a_body_whose_html_nests_as_deep_as_allowed(client, staff):
     lesson = LessonFactory(body="Text.")
     form = admin_change_form(lesson)
