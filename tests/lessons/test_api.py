@@ -228,6 +228,36 @@ def test_repeated_tags_must_all_match(client):
     assert [item["slug"] for item in body["results"]] == [both.slug]
 
 
+def test_twenty_tags_at_once_find_the_lesson_carrying_them_all(client):
+    every = LessonFactory()
+    most = LessonFactory()
+    names = [f"tag-{number}" for number in range(20)]
+    for position, name in enumerate(names):
+        tag = Tag.objects.create(name=name)
+        LessonTag.objects.create(lesson=every, tag=tag, position=position)
+        if position:
+            LessonTag.objects.create(lesson=most, tag=tag, position=position)
+    query = "&".join(f"tag={name}" for name in [*names, names[0]])
+
+    body = client.get(f"/api/lessons/?{query}").json()
+    page = client.get(f"/?{query}")
+
+    assert [item["slug"] for item in body["results"]] == [every.slug]
+    assert every.title in page.content.decode()
+    assert most.title not in page.content.decode()
+
+
+def test_more_than_twenty_tags_at_once_is_400(client):
+    query = "&".join(f"tag=tag-{number}" for number in range(21))
+
+    response = client.get(f"/api/lessons/?{query}")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"] == (
+        "Bad query parameter tag: at most 20 tags at once."
+    )
+
+
 def test_topic_filter_ignores_case_and_slashes(client):
     LessonFactory()
 
