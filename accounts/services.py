@@ -398,6 +398,15 @@ def passkey_remove(*, passkey: Passkey) -> None:
     logger.info("Account %s removed passkey %s", passkey.user_id, passkey.pk)
 
 
+def account_sign_out_everywhere(*, user: User) -> None:
+    """End every session of the account, on every device. API tokens are
+    not sessions and stay until revoked."""
+    User.objects.filter(pk=user.pk).update(
+        credentials_version=F("credentials_version") + 1
+    )
+    logger.info("Account %s signed out everywhere", user.pk)
+
+
 # API tokens and roles -----------------------------------------------------
 
 

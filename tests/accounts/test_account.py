@@ -465,6 +465,47 @@ def test_removing_a_passkey_signs_out_every_other_session(
     assert client.get("/accounts/").status_code == HTTPStatus.OK
 
 
+def test_signing_out_everywhere_ends_every_session_of_the_account(
+    client, account, authenticator
+):
+    from django.test import Client
+
+    other = Client()
+    options = post_json(other, "/accounts/signin/options").json()
+    post_json(
+        other,
+        "/accounts/signin/verify",
+        {"credential": authenticator.assertion(options)},
+    )
+    assert other.get("/accounts/").status_code == HTTPStatus.OK
+
+    response = client.post("/accounts/signout/everywhere", follow=True)
+
+    assert "Every session of your account is signed out" in response.content.decode()
+    assert other.get("/accounts/")["Location"].startswith("/accounts/signin/")
+    assert client.get("/accounts/")["Location"].startswith("/accounts/signin/")
+
+
+def test_signing_out_everywhere_leaves_api_tokens_and_other_accounts(client, account):
+    from django.test import Client
+
+    secret = create_token(client)
+    other = Client()
+    sign_up(other, SoftwareAuthenticator(), name="Grace")
+
+    client.post("/accounts/signout/everywhere")
+
+    api = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert api.get("/api/account/").status_code == HTTPStatus.OK
+    assert other.get("/accounts/").status_code == HTTPStatus.OK
+
+
+def test_the_account_page_offers_to_sign_out_everywhere(client, account):
+    page = client.get("/accounts/").content.decode()
+
+    assert 'action="/accounts/signout/everywhere"' in page
+
+
 def test_the_account_page_is_never_cached(client, account):
     assert "no-store" in client.get("/accounts/")["Cache-Control"]
 
