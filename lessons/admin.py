@@ -49,6 +49,17 @@ class EdgeInline(admin.TabularInline[Edge, Lesson]):
     autocomplete_fields = ["target"]
 
 
+def sees_every_lesson(request: HttpRequest) -> bool:
+    """Staff see and change every lesson; an instructor only the lessons
+    they author, or one could take another's lesson, its sales with it, or
+    read its sold body. Choosing a lesson to link to (autocomplete) shows
+    every lesson's title to all."""
+    match = request.resolver_match
+    return request.user.is_superuser or (
+        match is not None and match.url_name == "autocomplete"
+    )
+
+
 @admin.register(Lesson)
 class LessonAdmin(admin.ModelAdmin[Lesson]):
     list_display = [
@@ -74,6 +85,27 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
         ("Citations", {"fields": ["cited_papers"]}),
         ("Times", {"fields": ["created", "updated"]}),
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lesson]:
+        lessons = super().get_queryset(request)
+        if sees_every_lesson(request):
+            return lessons
+        return lessons.filter(author_id=request.user.pk)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("author")
+        return fields
+
+    def save_model(
+        self, request: HttpRequest, obj: Lesson, form: Any, change: bool
+    ) -> None:
+        if not change and not request.user.is_superuser:
+            obj.author_id = request.user.pk
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Price", ordering="price")
     def price_shown(self, lesson: Lesson) -> str:
@@ -112,6 +144,20 @@ class EdgeAdmin(admin.ModelAdmin[Edge]):
     list_filter = ["kind"]
     search_fields = ["source__slug", "target__slug"]
     autocomplete_fields = ["source", "target"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Edge]:
+        edges = super().get_queryset(request)
+        if request.user.is_superuser:
+            return edges
+        # An edge is declared by the lesson that has it: its source.
+        return edges.filter(source__author_id=request.user.pk)
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.name == "source" and not request.user.is_superuser:
+            kwargs["queryset"] = Lesson.objects.filter(author_id=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Topic)

@@ -148,3 +148,89 @@ def test_admin_explains_a_zero_price(client, staff):
     )
 
     assert "leave it empty for a free lesson" in response.content.decode()
+
+
+# Instructors author their own lessons --------------------------------------
+
+
+@pytest.fixture
+def instructor(client) -> User:
+    user = sign_up(client, SoftwareAuthenticator(), name="Ada")
+    call_command("set_role", "Ada", "instructor", stdout=StringIO())
+    return user
+
+
+@pytest.fixture
+def colleague() -> User:
+    user = User.objects.create(username="Grace", user_handle=b"g" * 32)
+    call_command("set_role", "Grace", "instructor", stdout=StringIO())
+    return user
+
+
+def test_an_instructor_lists_only_their_own_lessons(client, instructor, colleague):
+    LessonFactory(title="Ada's lesson", author=instructor)
+    LessonFactory(title="Grace's lesson", author=colleague)
+
+    page = client.get("/admin/lessons/lesson/").content.decode()
+
+    assert "Ada&#x27;s lesson" in page
+    assert "Grace&#x27;s lesson" not in page
+
+
+def test_an_instructor_cannot_change_another_instructors_lesson(
+    client, instructor, colleague
+):
+    lesson = LessonFactory(body="Sold text.", author=colleague)
+    form = admin_change_form(lesson)
+    form["author"] = instructor.pk
+    form["body"] = "Taken."
+
+    opened = client.get(f"/admin/lessons/lesson/{lesson.pk}/change/")
+    client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    lesson.refresh_from_db()
+    assert "Sold text." not in opened.content.decode()
+    assert (lesson.author, lesson.body) == (colleague, "Sold text.")
+
+
+def test_an_instructors_new_lesson_is_theirs_whoever_the_form_names(
+    client, instructor, colleague
+):
+    topic = LessonFactory(author=instructor).topic
+    form = admin_change_form(LessonFactory.build(topic=topic, slug="new-one"))
+    form["author"] = colleague.pk
+
+    response = client.post("/admin/lessons/lesson/add/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert Lesson.objects.get(slug="new-one").author == instructor
+
+
+def test_an_instructor_cannot_give_another_instructors_lesson_an_edge(
+    client, instructor, colleague
+):
+    own = LessonFactory(author=instructor)
+    theirs = LessonFactory(author=colleague)
+
+    client.post(
+        "/admin/lessons/edge/add/",
+        {"source": theirs.pk, "target": own.pk, "kind": "related", "note": ""},
+    )
+    linked = client.post(
+        "/admin/lessons/edge/add/",
+        {"source": own.pk, "target": theirs.pk, "kind": "related", "note": ""},
+    )
+
+    assert linked.status_code == HTTPStatus.FOUND
+    assert list(Edge.objects.values_list("source", "target")) == [(own.pk, theirs.pk)]
+
+
+def test_staff_change_any_lesson_and_its_author(client, staff, colleague):
+    lesson = LessonFactory(body="Text.")
+    form = admin_change_form(lesson)
+    form["author"] = colleague.pk
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert Lesson.objects.get().author == colleague
