@@ -225,6 +225,22 @@ def test_an_instructor_cannot_give_another_instructors_lesson_an_edge(
     assert list(Edge.objects.values_list("source", "target")) == [(own.pk, theirs.pk)]
 
 
+def test_an_instructor_links_to_any_lesson_by_its_title(client, instructor, colleague):
+    LessonFactory(title="Grace's basics", author=colleague)
+
+    found = client.get(
+        "/admin/autocomplete/",
+        {
+            "term": "basics",
+            "app_label": "lessons",
+            "model_name": "edge",
+            "field_name": "target",
+        },
+    ).json()
+
+    assert [item["text"] for item in found["results"]] == ["Grace's basics"]
+
+
 def test_staff_change_any_lesson_and_its_author(client, staff, colleague):
     lesson = LessonFactory(body="Text.")
     form = admin_change_form(lesson)
