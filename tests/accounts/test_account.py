@@ -465,6 +465,17 @@ def test_removing_a_passkey_signs_out_every_other_session(
     assert client.get("/accounts/").status_code == HTTPStatus.OK
 
 
+def test_removing_a_passkey_through_the_api_keeps_the_session_asking(client, account):
+    add_passkey(client, SoftwareAuthenticator())
+    phone = account.passkeys.get(name="Phone")
+
+    response = client.delete(f"/api/account/passkeys/{phone.pk}")
+
+    assert response.status_code == HTTPStatus.NO_CONTENT
+    assert not Passkey.objects.filter(pk=phone.pk).exists()
+    assert client.get("/accounts/").status_code == HTTPStatus.OK
+
+
 def test_signing_out_everywhere_ends_every_session_of_the_account(
     client, account, authenticator
 ):
