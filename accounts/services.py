@@ -8,6 +8,7 @@ even when the answer is then refused, and checks the answer.
 
 import logging
 import secrets
+import unicodedata
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,7 @@ from accounts import ceremonies
 from accounts.ceremonies import PasskeyRefused
 from accounts.models import ApiToken, Challenge, Passkey, User
 from config.errors import ApplicationError
+from config.parsing import DIRECTION_CONTROLS
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +329,11 @@ def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Pas
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=[item[:32] for item in transports if isinstance(item, str)][:8],
+        transports=[
+            item[:32]
+            for item in transports
+            if isinstance(item, str) and item.isprintable()
+        ][:8],
         aaguid=str(verified.aaguid),
         backed_up=bool(getattr(verified, "credential_backed_up", False)),
     )
@@ -336,13 +342,29 @@ def _passkey_store(user: User, verified: Any, credential: Any, name: str) -> Pas
     return passkey
 
 
+def plain_name(name: str) -> str:
+    """A name as people typed it: runs of white space made one space, and
+    control characters (NUL, which PostgreSQL refuses to store) and marks
+    turning the text's direction left out."""
+    kept = "".join(
+        " " if character.isspace() else character
+        for character in name
+        if character.isspace()
+        or not (
+            unicodedata.category(character) == "Cc"
+            or unicodedata.bidirectional(character) in DIRECTION_CONTROLS
+        )
+    )
+    return " ".join(kept.split())
+
+
 def _passkey_name(name: str, user: User) -> str:
-    name = " ".join(name.split())[:100]
+    name = plain_name(name)[:100]
     return name or f"{DEFAULT_PASSKEY_NAME} {user.passkeys.count() + 1}"
 
 
 def passkey_rename(*, passkey: Passkey, name: str) -> Passkey:
-    name = " ".join(name.split())
+    name = plain_name(name)
     if not 1 <= len(name) <= 100:
         raise PasskeyRefused("A passkey name is 1 to 100 characters.")
     passkey.name = name
@@ -376,12 +398,21 @@ def passkey_remove(*, passkey: Passkey) -> None:
     logger.info("Account %s removed passkey %s", passkey.user_id, passkey.pk)
 
 
+def account_sign_out_everywhere(*, user: User) -> None:
+    """End every session of the account, on every device. API tokens are
+    not sessions and stay until revoked."""
+    User.objects.filter(pk=user.pk).update(
+        credentials_version=F("credentials_version") + 1
+    )
+    logger.info("Account %s signed out everywhere", user.pk)
+
+
 # API tokens and roles -----------------------------------------------------
 
 
 def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Make a token; the secret is returned here and never again."""
-    name = " ".join(name.split())[:100] or "API token"
+    name = plain_name(name)[:100] or "API token"
     secret = ApiToken.PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name, digest=ApiToken.digest_of(secret), hint=secret[:10]

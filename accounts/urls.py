@@ -13,6 +13,11 @@ urlpatterns = [
     path("signin/options", views.signin_options, name="signin-options"),
     path("signin/verify", views.signin_verify, name="signin-verify"),
     path("signout/", views.signout, name="signout"),
+    path(
+        "signout/everywhere",
+        views.signout_everywhere,
+        name="signout-everywhere",
+    ),
     path("reauthenticate/", views.reauthenticate_page, name="reauthenticate"),
     path(
         "reauthenticate/options",

@@ -154,6 +154,17 @@ def signout(request: HttpRequest) -> HttpResponse:
     return redirect("lessons:catalogue")
 
 
+@require_POST
+@login_required
+def signout_everywhere(request: HttpRequest) -> HttpResponse:
+    services.account_sign_out_everywhere(user=account_of(request))
+    logout(request)
+    messages.success(
+        request, "Every session of your account is signed out, this one too."
+    )
+    return redirect("lessons:catalogue")
+
+
 # Re-authentication ---------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError
-from config.parsing import is_whole_number
+from config.parsing import is_whole_number, single_parameter
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -19,7 +19,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
     def paginate_queryset(
         self, queryset: Any, request: Request, view: APIView | None = None
     ) -> list[Any] | None:
-        size = request.query_params.get(self.page_size_query_param)
+        single_parameter(request.query_params, self.page_query_param)
+        size = single_parameter(request.query_params, self.page_size_query_param)
         if size is not None and (not is_whole_number(size) or int(size) < 1):
             raise ApplicationError(
                 "Bad query parameter page_size: a positive whole number."

@@ -23,9 +23,10 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
-from config.parsing import is_whole_number
+from config.parsing import direction_control_in, is_whole_number
 from lessons.models import (
     ARXIV_ID_PATTERN,
+    DIRECTION_CONTROL_REASON,
     FLAG_TAGS,
     MAX_DEPTH,
     MIN_DEPTH,
@@ -271,6 +272,11 @@ def parse_edges(value: Any, *, path: Path, line_of: Any) -> list[EdgeDraft]:
         note = entry.get("note") or ""
         if not isinstance(note, str):
             raise ImportProblem(path, line, "an edge's 'note' must be text")
+        mark = direction_control_in(note)
+        if mark is not None:
+            raise ImportProblem(
+                path, line, f"an edge's note holds {mark}, {DIRECTION_CONTROL_REASON}"
+            )
         if len(note.strip()) > MAX_NOTE_LENGTH:
             raise ImportProblem(
                 path, line, f"an edge's note has at most {MAX_NOTE_LENGTH} characters"
@@ -584,3 +590,8 @@ def check_tag(tag: str, *, path: Path, line: int) -> None:
             raise ImportProblem(
                 path, line, f"{tag!r} does not hold a valid arXiv id"
             ) from None
+    mark = direction_control_in(tag)
+    if mark is not None:
+        raise ImportProblem(
+            path, line, f"tag {tag!r} holds {mark}, {DIRECTION_CONTROL_REASON}"
+        )

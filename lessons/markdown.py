@@ -2,6 +2,7 @@
 blocks, nh3 removes anything a lesson author should not be able to inject."""
 
 from functools import lru_cache
+from html.parser import HTMLParser
 
 import nh3
 from markdown_it import MarkdownIt
@@ -51,8 +52,62 @@ def _parser() -> MarkdownIt:
     )
 
 
+# Deeper than any lesson needs; Markdown's own nesting stops at 20. The
+# sanitiser's work grows with the square of the nesting of block elements, so
+# a body of a few hundred kilobytes of unclosed <div> would hold the request
+# that saves it for minutes.
+MAX_HTML_NESTING = 100
+
+# Elements that close themselves: an unclosed one nests nothing.
+VOID_OR_SELF_CLOSING = {
+    "area", "base", "br", "col", "dd", "dt", "embed", "hr", "img", "input", "li",
+    "link", "meta", "option", "p", "param", "source", "td", "th", "tr", "track",
+    "wbr",
+}  # fmt: skip
+
+
+class BodyTooDeep(ValueError):
+    """A body whose HTML nests deeper than ``MAX_HTML_NESTING``."""
+
+
+class _NestingDepth(HTMLParser):
+    """The deepest nesting of elements in an HTML text, in one pass."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.deepest = 0
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag in VOID_OR_SELF_CLOSING:
+            return
+        self.open.append(tag)
+        self.deepest = max(self.deepest, len(self.open))
+
+    def handle_startendtag(self, tag: str, attrs: object) -> None:
+        return
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.open:
+            del self.open[len(self.open) - 1 - self.open[::-1].index(tag) :]
+
+
+def html_nesting(html: str) -> int:
+    parser = _NestingDepth()
+    parser.feed(html)
+    parser.close()
+    return parser.deepest
+
+
 def render_markdown(source: str) -> str:
+    """Safe HTML for ``source``; ``BodyTooDeep`` when its HTML nests deeper
+    than ``MAX_HTML_NESTING`` elements."""
     html = _parser().render(source)
+    if html_nesting(html) > MAX_HTML_NESTING:
+        raise BodyTooDeep(
+            f"The body's HTML nests more than {MAX_HTML_NESTING} elements deep; "
+            "close the elements it opens."
+        )
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

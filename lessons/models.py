@@ -15,7 +15,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from lessons.markdown import render_markdown
+from config.parsing import direction_control_in
+from lessons.markdown import BodyTooDeep, render_markdown
 
 MIN_DEPTH = 1
 MAX_DEPTH = 5
@@ -41,6 +42,21 @@ OLD_STYLE_ARCHIVES = frozenset((
     "math", "math-ph", "mtrl-th", "nlin", "nucl-ex", "nucl-th", "patt-sol",
     "physics", "plasm-ph", "q-alg", "q-bio", "quant-ph", "solv-int", "supr-con",
 ))  # fmt: skip
+
+
+DIRECTION_CONTROL_REASON = (
+    "a mark turning the direction of the text after it, the page's own words "
+    "too; take it out."
+)
+
+
+def refuse_direction_controls(field: str, text: str) -> None:
+    """Refuse a title, summary, tag or note holding a mark that turns the
+    direction of the text after it: on a page it would reverse the site's
+    own words beside it (a price, a depth)."""
+    mark = direction_control_in(text)
+    if mark is not None:
+        raise ValidationError({field: f"It holds {mark}, {DIRECTION_CONTROL_REASON}"})
 
 
 def split_arxiv_id(value: str) -> tuple[str, int | None]:
@@ -167,6 +183,7 @@ class Tag(models.Model):
         return self.name
 
     def clean(self) -> None:
+        refuse_direction_controls("name", self.name)
         if self.name in FLAG_TAGS:
             raise ValidationError(
                 {
@@ -374,6 +391,12 @@ class Lesson(models.Model):
     def clean(self) -> None:
         if self.gated and self.price is None:
             raise ValidationError({"gated": "A gated lesson needs a price."})
+        for name in ("title", "summary"):
+            refuse_direction_controls(name, getattr(self, name))
+        try:
+            render_markdown(self.body)
+        except BodyTooDeep as error:
+            raise ValidationError({"body": str(error)}) from None
 
     @property
     def is_free(self) -> bool:
@@ -515,6 +538,7 @@ class Edge(models.Model):
     def clean(self) -> None:
         from lessons.graph import describe_cycle, prerequisite_cycle
 
+        refuse_direction_controls("note", self.note)
         if self.source_id is None or self.target_id is None:
             return
         if self.source_id == self.target_id:

@@ -18,10 +18,14 @@ from lessons.models import (
     MIN_DEPTH,
     Citation,
     Lesson,
+    LessonTag,
     Paper,
     Topic,
     split_arxiv_id,
 )
+
+# Tags one catalogue query may require at once; no reader narrows further.
+MAX_CATALOGUE_TAGS = 20
 
 
 class CatalogueFilters(forms.Form):
@@ -54,6 +58,10 @@ def catalogue_filters(params: QueryDict) -> dict[str, Any]:
     tags = [tag.strip() for tag in params.getlist("tag") if tag.strip()]
     if any(len(tag) > 200 for tag in tags):
         raise ApplicationError("Bad query parameter tag: at most 200 characters.")
+    if len(set(tags)) > MAX_CATALOGUE_TAGS:
+        raise ApplicationError(
+            f"Bad query parameter tag: at most {MAX_CATALOGUE_TAGS} tags at once."
+        )
     filters["tags"] = list(dict.fromkeys(tags))
 
     topic = filters["topic"].strip().strip("/").lower()
@@ -88,8 +96,17 @@ def lesson_catalogue(
             | Q(summary__icontains=word)
             | Q(gated=False, body__icontains=word)
         )
-    for tag in tags:
-        lessons = lessons.filter(tags__name=tag)
+    if tags:
+        # One subquery however many tags: a join per tag would pass SQLite's
+        # limit of 64 tables in a query, and slow PostgreSQL's planner long
+        # before that.
+        lessons = lessons.filter(
+            pk__in=LessonTag.objects.filter(tag__name__in=tags)
+            .values("lesson")
+            .annotate(matched=Count("tag"))
+            .filter(matched=len(set(tags)))
+            .values("lesson")
+        )
     if topic:
         lessons = lessons.filter(
             Q(topic__path=topic) | Q(topic__path__startswith=f"{topic}/")
@@ -180,7 +197,10 @@ def topic_list() -> list[Topic]:
 
 def paper_get(*, arxiv_id: str) -> Paper:
     """The paper held under a base id; 404 with the reason for an id that
-    is malformed or not held."""
+    is malformed or not held. The ``arXiv:`` arXiv prints before its ids, and
+    the site too beside a citation, is taken off."""
+    if arxiv_id[:6].lower() == "arxiv:":
+        arxiv_id = arxiv_id[6:]
     try:
         base, _version = split_arxiv_id(arxiv_id)
     except ValidationError as error:

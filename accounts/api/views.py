@@ -1,6 +1,7 @@
 from http import HTTPStatus
 from typing import Any
 
+from django.contrib.auth import update_session_auth_hash
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -98,6 +99,12 @@ class PasskeyDetailView(APIView):
     permission_classes = [IsAuthenticated, RecentPasskey]
 
     def delete(self, request: Request, pk: int) -> Response:
-        passkey = get_object_or_404(Passkey, pk=pk, user=request.user)
+        user = account_of(request)
+        passkey = get_object_or_404(Passkey, pk=pk, user=user)
         services.passkey_remove(passkey=passkey)
+        if not isinstance(request.auth, ApiToken):
+            # Every other session of the account has ended; the one asking
+            # stays, as on the account page.
+            user.refresh_from_db()
+            update_session_auth_hash(request._request, user)
         return Response(status=HTTPStatus.NO_CONTENT)

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.parsing import single_parameter
 from lessons import selectors
 from lessons.api.serializers import (
     LessonDetailSerializer,
@@ -100,7 +101,9 @@ class LessonNeighbourhoodView(APIView):
         responses=NeighbourhoodSerializer,
     )
     def get(self, request: Request, slug: str) -> Response:
-        depth = selectors.neighbourhood_depth(request.query_params.get("depth"))
+        depth = selectors.neighbourhood_depth(
+            single_parameter(request.query_params, "depth")
+        )
         lesson = selectors.lesson_get(slug=slug)
         hood = selectors.lesson_neighbourhood(lesson=lesson, depth=depth)
         ordered = sorted(hood.hops.items(), key=lambda item: (item[1], item[0]))

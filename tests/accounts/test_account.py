@@ -200,6 +200,40 @@ def test_renaming_a_passkey(client, account):
     assert passkey.name == "Work laptop"
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("Work\x00laptop", "Worklaptop"), ("Key \u202etxt.exe", "Key txt.exe")],
+)
+def test_a_passkey_name_is_stored_without_control_characters(
+    client, account, typed, stored
+):
+    passkey = account.passkeys.get()
+
+    response = client.post(f"/accounts/passkeys/{passkey.pk}/rename", {"name": typed})
+
+    passkey.refresh_from_db()
+    assert response.status_code == HTTPStatus.FOUND
+    assert passkey.name == stored
+
+
+def test_a_passkey_added_with_control_characters_in_its_name_and_transports(
+    client, account
+):
+    options = post_json(client, "/accounts/passkeys/options").json()
+    credential = SoftwareAuthenticator().register(options)
+    credential["response"]["transports"] = ["usb\x00", "internal"]
+
+    response = post_json(
+        client,
+        "/accounts/passkeys/verify",
+        {"credential": credential, "name": "Phone\x00"},
+    )
+
+    added = Passkey.objects.get(pk=response.json()["id"])
+    assert response.status_code == HTTPStatus.CREATED
+    assert (added.name, added.transports) == ("Phone", ["internal"])
+
+
 def test_account_pages_need_a_session(client):
     assert client.get("/accounts/")["Location"].startswith("/accounts/signin/")
 
@@ -222,6 +256,13 @@ def test_token_is_shown_once_and_stored_hashed(client, account):
     assert secret not in again
     assert token.digest == ApiToken.digest_of(secret)
     assert secret not in {token.digest, token.hint}
+
+
+def test_a_token_name_is_stored_without_control_characters(client, account):
+    response = client.post("/accounts/tokens/", {"name": "ci\x00 deploy"})
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert ApiToken.objects.get().name == "ci deploy"
 
 
 def test_bearer_token_authenticates_api_requests_and_records_use(client, account):
@@ -422,6 +463,58 @@ def test_removing_a_passkey_signs_out_every_other_session(
         == HTTPStatus.UNAUTHORIZED
     )
     assert client.get("/accounts/").status_code == HTTPStatus.OK
+
+
+def test_removing_a_passkey_through_the_api_keeps_the_session_asking(client, account):
+    add_passkey(client, SoftwareAuthenticator())
+    phone = account.passkeys.get(name="Phone")
+
+    response = client.delete(f"/api/account/passkeys/{phone.pk}")
+
+    assert response.status_code == HTTPStatus.NO_CONTENT
+    assert not Passkey.objects.filter(pk=phone.pk).exists()
+    assert client.get("/accounts/").status_code == HTTPStatus.OK
+
+
+def test_signing_out_everywhere_ends_every_session_of_the_account(
+    client, account, authenticator
+):
+    from django.test import Client
+
+    other = Client()
+    options = post_json(other, "/accounts/signin/options").json()
+    post_json(
+        other,
+        "/accounts/signin/verify",
+        {"credential": authenticator.assertion(options)},
+    )
+    assert other.get("/accounts/").status_code == HTTPStatus.OK
+
+    response = client.post("/accounts/signout/everywhere", follow=True)
+
+    assert "Every session of your account is signed out" in response.content.decode()
+    assert other.get("/accounts/")["Location"].startswith("/accounts/signin/")
+    assert client.get("/accounts/")["Location"].startswith("/accounts/signin/")
+
+
+def test_signing_out_everywhere_leaves_api_tokens_and_other_accounts(client, account):
+    from django.test import Client
+
+    secret = create_token(client)
+    other = Client()
+    sign_up(other, SoftwareAuthenticator(), name="Grace")
+
+    client.post("/accounts/signout/everywhere")
+
+    api = Client(headers={"Authorization": f"Bearer {secret}"})
+    assert api.get("/api/account/").status_code == HTTPStatus.OK
+    assert other.get("/accounts/").status_code == HTTPStatus.OK
+
+
+def test_the_account_page_offers_to_sign_out_everywhere(client, account):
+    page = client.get("/accounts/").content.decode()
+
+    assert 'action="/accounts/signout/everywhere"' in page
 
 
 def test_the_account_page_is_never_cached(client, account):

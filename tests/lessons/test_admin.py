@@ -59,6 +59,47 @@ def test_admin_refuses_tags_the_importer_refuses(client, staff, name, message):
     assert not Tag.objects.filter(name=name).exists()
 
 
+def test_admin_refuses_a_body_nesting_html_too_deep(client, staff):
+    lesson = LessonFactory(body="Text.")
+    form = admin_change_form(lesson)
+    form["body"] = "<div>" * 100_000
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.OK
+    assert "nests more than 100 elements deep" in response.content.decode()
+    assert Lesson.objects.get().body == "Text."
+
+
+def test_admin_refuses_a_title_turning_the_direction_of_the_page(client, staff):
+    lesson = LessonFactory(title="Plain")
+    form = admin_change_form(lesson)
+    form["title"] = "Hub \u202eeerF"
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert "It holds U+202E, a mark turning the direction" in response.content.decode()
+    assert Lesson.objects.get().title == "Plain"
+
+
+def test_admin_refuses_a_tag_turning_the_direction_of_the_page(client, staff):
+    response = client.post("/admin/lessons/tag/add/", {"name": "a\u2067b"})
+
+    assert "It holds U+2067" in response.content.decode()
+    assert not Tag.objects.exists()
+
+
+def test_admin_keeps_a_body_whose_html_nests_as_deep_as_allowed(client, staff):
+    lesson = LessonFactory(body="Text.")
+    form = admin_change_form(lesson)
+    form["body"] = "<div>" * 100 + "Deep." + "</div>" * 100
+
+    response = client.post(f"/admin/lessons/lesson/{lesson.pk}/change/", form)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
+    assert "Deep." in Lesson.objects.get().body
+
+
 def test_arxiv_tags_added_in_the_admin_become_citations(client, staff):
     lesson = LessonFactory()
     tag = Tag.objects.create(name="arxiv:2506.06478v1")
@@ -233,3 +274,35 @@ def test_staff_change_any_lesson_and_its_author(client, staff, sold_by_another):
     assert response.status_code == HTTPStatus.FOUND, response.content.decode()[:2000]
     sold_by_another.refresh_from_db()
     assert sold_by_another.author == staff
+
+
+def test_an_instructor_links_their_lesson_to_another_authors(client):
+    linus = instructor_named("Linus")
+    own = LessonFactory(author=linus)
+    theirs = LessonFactory(author=instructor_named("Grace"))
+    client.force_login(linus)
+
+    linked = client.post(
+        "/admin/lessons/edge/add/",
+        {"source": own.pk, "target": theirs.pk, "kind": "related", "note": ""},
+    )
+
+    assert linked.status_code == HTTPStatus.FOUND
+    assert list(Edge.objects.values_list("source", "target")) == [(own.pk, theirs.pk)]
+
+
+def test_an_instructor_finds_another_authors_lesson_to_link_to(client):
+    LessonFactory(title="Grace's basics", author=instructor_named("Grace"))
+    client.force_login(instructor_named("Linus"))
+
+    found = client.get(
+        "/admin/autocomplete/",
+        {
+            "term": "basics",
+            "app_label": "lessons",
+            "model_name": "edge",
+            "field_name": "target",
+        },
+    ).json()
+
+    assert [item["text"] for item in found["results"]] == ["Grace's basics"]

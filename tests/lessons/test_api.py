@@ -3,7 +3,7 @@ from http import HTTPStatus
 
 import pytest
 
-from lessons.models import Edge, LessonTag, Tag
+from lessons.models import Edge, LessonTag, Paper, Tag
 from tests.lessons.factories import EdgeFactory, LessonFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,8 +140,6 @@ def test_topics_and_papers_are_listed(client):
     LessonTag.objects.create(
         lesson=lesson, tag=Tag.objects.create(name="arxiv:2506.06478")
     )
-    from lessons.models import Paper
-
     Paper.objects.create(arxiv_id="2506.06478", title="A paper", authors=["A. Author"])
 
     topics = client.get("/api/topics/").json()
@@ -195,6 +193,25 @@ def test_neighbourhood_depth_in_superscript_digits_is_400(client):
     assert response.status_code == HTTPStatus.BAD_REQUEST
 
 
+def test_neighbourhood_depth_given_twice_is_400(client):
+    lesson = LessonFactory()
+
+    response = client.get(f"/api/lessons/{lesson.slug}/neighborhood?depth=1&depth=3")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"] == "Bad query parameter depth: give it only once."
+
+
+@pytest.mark.parametrize("query", ["page=1&page=1", "page_size=1&page_size=2"])
+def test_papers_page_parameters_given_twice_are_400(client, query):
+    Paper.objects.create(arxiv_id="2506.06478", title="A paper", authors=["A. Author"])
+
+    response = client.get(f"/api/papers/?{query}")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"].endswith("give it only once.")
+
+
 def test_repeated_tags_must_all_match(client):
     both = LessonFactory()
     one = LessonFactory()
@@ -209,6 +226,36 @@ def test_repeated_tags_must_all_match(client):
     body = client.get("/api/lessons/?tag=docker&tag=secrets").json()
 
     assert [item["slug"] for item in body["results"]] == [both.slug]
+
+
+def test_twenty_tags_at_once_find_the_lesson_carrying_them_all(client):
+    every = LessonFactory()
+    most = LessonFactory()
+    names = [f"tag-{number}" for number in range(20)]
+    for position, name in enumerate(names):
+        tag = Tag.objects.create(name=name)
+        LessonTag.objects.create(lesson=every, tag=tag, position=position)
+        if position:
+            LessonTag.objects.create(lesson=most, tag=tag, position=position)
+    query = "&".join(f"tag={name}" for name in [*names, names[0]])
+
+    body = client.get(f"/api/lessons/?{query}").json()
+    page = client.get(f"/?{query}")
+
+    assert [item["slug"] for item in body["results"]] == [every.slug]
+    assert every.title in page.content.decode()
+    assert most.title not in page.content.decode()
+
+
+def test_more_than_twenty_tags_at_once_is_400(client):
+    query = "&".join(f"tag=tag-{number}" for number in range(21))
+
+    response = client.get(f"/api/lessons/?{query}")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["detail"] == (
+        "Bad query parameter tag: at most 20 tags at once."
+    )
 
 
 def test_topic_filter_ignores_case_and_slashes(client):

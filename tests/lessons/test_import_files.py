@@ -289,6 +289,38 @@ def test_byte_order_mark_is_ignored(tmp_path):
     assert "1 created" in out
 
 
+def test_a_body_nesting_html_too_deep_is_refused(tmp_path):
+    lesson_file(tmp_path, "deep", body="<div>" * 100_000)
+
+    _out, err = run_import(tmp_path)
+
+    assert "nests more than 100 elements deep" in err
+    assert not Lesson.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "line"),
+    [
+        ('title: "Hub \\u202e evil"', 6),
+        ('summary: "Text \\u2067 after"', 6),
+        # The mark as pasted, not escaped.
+        ('tags: ["a\u202db"]', 7),
+        ('edges:\n  - {kind: related, to: base, note: "n\\u202e"}', 8),
+    ],
+)
+def test_a_mark_turning_the_direction_of_the_text_after_it_is_refused(
+    tmp_path, front_matter, line
+):
+    lesson_file(tmp_path, "base")
+    lesson_file(tmp_path, "spoof", front_matter)
+
+    _out, err = run_import(tmp_path)
+
+    assert "a mark turning the direction of the text after it" in err
+    assert f"spoof.md:{line}:" in err
+    assert not Lesson.objects.filter(slug="spoof").exists()
+
+
 def test_empty_file_is_refused_as_empty(tmp_path):
     path = tmp_path / "empty.md"
     path.write_text("\n\n")

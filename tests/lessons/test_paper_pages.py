@@ -224,6 +224,18 @@ def test_a_versioned_address_leads_to_the_paper(client):
     assert client.get(response["Location"]).status_code == HTTPStatus.OK
 
 
+@pytest.mark.parametrize(
+    "address", ["arXiv:2506.06478", "arxiv:2506.06478v2", "ARXIV:2506.06478"]
+)
+def test_an_address_with_arxivs_prefix_leads_to_the_paper(client, address):
+    Paper.objects.create(arxiv_id="2506.06478")
+
+    response = client.get(f"/papers/{address}/")
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/papers/2506.06478/"
+
+
 def test_a_subject_class_in_a_lesson_tag_cites_the_paper_as_arxiv_lists_it(client):
     lesson = LessonFactory()
     tag = Tag.objects.create(name="arxiv:math.GT/0309136v2")
