@@ -28,14 +28,40 @@ def test_sign_up_sign_out_and_sign_in_again(browser):
 
 
 def test_sign_in_page_button_works_beside_passkey_autofill(browser):
-    browser.add_authenticator()
+    authenticator = browser.add_authenticator()
     browser.sign_up("Ada")
     browser.sign_out()
+    # A virtual authenticator that simulates the user's presence answers
+    # the page's autofill request at once, as if a passkey had been picked
+    # from the list, and the page signs in before the button is pressed.
+    # Without presence the autofill request stays pending, as when the user
+    # ignores the list; presence comes back only once the button has asked
+    # for its own options, so only the button's request can be answered.
+    presence(browser, authenticator, on=False)
+    asked: list[str] = []
 
-    page = browser.open("/accounts/signin/")
+    def options(route):
+        asked.append(route.request.url)
+        if len(asked) == 2:
+            presence(browser, authenticator, on=True)
+        route.continue_()
+
+    browser.page.route("**/accounts/signin/options", options)
+
+    with browser.page.expect_request("**/accounts/signin/options"):
+        page = browser.open("/accounts/signin/")  # the autofill asks first
     page.get_by_role("button", name="Sign in with a passkey").click()
 
     expect(page.get_by_role("link", name="Ada")).to_be_visible()
+    assert len(asked) == 2
+    assert browser.errors == []
+
+
+def presence(browser, authenticator: str, *, on: bool) -> None:
+    browser.cdp.send(
+        "WebAuthn.setAutomaticPresenceSimulation",
+        {"authenticatorId": authenticator, "enabled": on},
+    )
 
 
 def test_adding_a_second_passkey(browser):
