@@ -41,6 +41,7 @@ def refused_rules(examples: Path, text: str) -> list[str]:
         "['docker_host=tcp://10.0.0.1:2375']",
         "[DOCKER_HOST]",
         "{' DOCKER_HOST ': tcp://10.0.0.1:2375}",
+        "{'DOCKER_HOST=tcp://10.0.0.1:2375': ''}",
     ],
 )
 def test_a_docker_host_variable_is_refused_however_the_environment_is_written(
