@@ -283,7 +283,27 @@ def example_load(slug: str) -> Example:
         raise ExampleInvalid(f"{slug}/manifest.yaml: unknown keys {sorted(unknown)}.")
     if not (folder / "context" / "Dockerfile").is_file():
         raise ExampleInvalid(f"{slug} has no context/Dockerfile.")
+    _context_links_check(slug, folder)
     return _example_read(slug, folder, manifest)
+
+
+def _context_links_check(slug: str, folder: Path) -> None:
+    """Refuse a symbolic link leading out of the build context: copying
+    the context for the build would copy what it points to (a key or the
+    registry's credentials, say) into the image."""
+    context = folder / "context"
+    inside = context.resolve()
+    if context.is_symlink() or inside.parent != folder.resolve():
+        raise ExampleInvalid(f"{slug}: context must be a folder, not a link.")
+    for path in context.rglob("*"):
+        if not path.is_symlink():
+            continue
+        target = path.resolve()
+        if target != inside and inside not in target.parents:
+            raise ExampleInvalid(
+                f"{slug}: context/{path.relative_to(context)} is a symbolic link "
+                "leading outside the build context."
+            )
 
 
 def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:

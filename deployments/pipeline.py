@@ -282,7 +282,9 @@ def _secret_file(folder: Path, name: str, value: str, owner: str | None) -> Path
 def step_build(state: Pass) -> None:
     run, example = state.run, _example(state)
     context = state.workdir / "context"
-    shutil.copytree(example.context, context)
+    # Links stay links: what one inside the context points to is copied
+    # once, as itself.
+    shutil.copytree(example.context, context, symlinks=True)
     run.source_hash = example.source_hash()
     Run.objects.filter(pk=run.pk).update(source_hash=run.source_hash)
     state.log(f"source sha256 {run.source_hash}")

@@ -206,3 +206,34 @@ def test_options_the_policy_refuses_still_reach_it_and_name_its_rule(
     examples, run, rule
 ):
     assert refused_rules(examples, f"run: {run}\n") == [rule]
+
+
+@pytest.mark.parametrize(
+    "target", ["/etc/hostname", "../../manifest.yaml", "../..", "/nonexistent"]
+)
+def test_a_link_leading_out_of_the_build_context_makes_the_example_invalid(
+    examples, target
+):
+    slug = manifest_write(examples, "")
+    (examples / slug / "context" / "www").mkdir()
+    (examples / slug / "context" / "www" / "leak").symlink_to(target)
+
+    with pytest.raises(ExampleInvalid, match="www/leak is a symbolic link leading"):
+        example_load(slug)
+
+
+def test_a_link_within_the_build_context_is_kept(examples):
+    slug = manifest_write(examples, "")
+    (examples / slug / "context" / "index").symlink_to("Dockerfile")
+
+    assert example_load(slug).slug == slug
+
+
+def test_a_build_context_that_is_a_link_makes_the_example_invalid(examples, tmp_path):
+    slug = manifest_write(examples, "")
+    elsewhere = tmp_path / "elsewhere"
+    (examples / slug / "context").rename(elsewhere)
+    (examples / slug / "context").symlink_to(elsewhere)
+
+    with pytest.raises(ExampleInvalid, match="context must be a folder"):
+        example_load(slug)
