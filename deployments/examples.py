@@ -252,12 +252,17 @@ def examples_dir() -> Path:
     return Path(settings.DEPLOYMENTS_EXAMPLES_DIR)
 
 
-def example_list() -> list[Example]:
-    examples = []
+def example_list() -> tuple[list[Example], list[tuple[str, str]]]:
+    """The examples that load, and beside them each one that does not, with
+    the reason: one broken manifest does not hide the others."""
+    examples, invalid = [], []
     for folder in sorted(examples_dir().iterdir()):
         if (folder / "manifest.yaml").is_file():
-            examples.append(example_load(folder.name))
-    return examples
+            try:
+                examples.append(example_load(folder.name))
+            except ExampleInvalid as error:
+                invalid.append((folder.name, str(error)))
+    return examples, invalid
 
 
 def example_exists(slug: str) -> bool:
@@ -274,13 +279,21 @@ def example_load(slug: str) -> Example:
         manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
     except FileNotFoundError:
         raise ExampleInvalid(f"Lesson {slug!r} has no worked example.") from None
+    except UnicodeDecodeError:
+        raise ExampleInvalid(f"{slug}/manifest.yaml is not UTF-8 text.") from None
+    except OSError as error:
+        raise ExampleInvalid(
+            f"{slug}/manifest.yaml cannot be read: {error.strerror}."
+        ) from None
     except yaml.YAMLError as error:
         raise ExampleInvalid(f"{slug}/manifest.yaml is not YAML: {error}") from None
     if not isinstance(manifest, dict):
         raise ExampleInvalid(f"{slug}/manifest.yaml must be a mapping.")
     unknown = set(manifest) - KEYS
     if unknown:
-        raise ExampleInvalid(f"{slug}/manifest.yaml: unknown keys {sorted(unknown)}.")
+        raise ExampleInvalid(
+            f"{slug}/manifest.yaml: unknown keys {sorted(map(str, unknown))}."
+        )
     if not (folder / "context" / "Dockerfile").is_file():
         raise ExampleInvalid(f"{slug} has no context/Dockerfile.")
     _context_links_check(slug, folder)
@@ -333,6 +346,8 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
             )
         secrets[key] = tuple(names)
     resources = manifest.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise ExampleInvalid(f"{slug}: resources must map memory, cpus and pids.")
     memory = str(resources.get("memory", "64m"))
     if not MEMORY.match(memory):
         raise ExampleInvalid(f"{slug}: resources.memory must look like 64m.")

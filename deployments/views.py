@@ -57,7 +57,8 @@ def _index_render(
     account = _account(request)
     targets = sorted(settings.DEPLOYMENTS_TARGETS)
     examples = []
-    for example in example_list():
+    valid, invalid = example_list()
+    for example in valid:
         taken = selectors.targets_taken(name=example.slug, account=account)
         examples.append(
             {
@@ -73,6 +74,7 @@ def _index_render(
         {
             "missing": engine_missing(),
             "examples": examples,
+            "invalid_examples": invalid,
             "deployments": [
                 (deployment, deployment.managed_by(account))
                 for deployment in selectors.deployments_list()

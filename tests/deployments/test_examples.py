@@ -237,3 +237,28 @@ def test_a_build_context_that_is_a_link_makes_the_example_invalid(examples, tmp_
 
     with pytest.raises(ExampleInvalid, match="context must be a folder"):
         example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("resources: [64m]\n", "resources must map memory, cpus and pids"),
+        ("resources: 64m\n", "resources must map memory, cpus and pids"),
+        ("1: one\nnope: two\n", r"unknown keys \['1', 'nope'\]"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_invalid_naming_what_is_wrong(
+    examples, text, words
+):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
+
+
+def test_a_manifest_that_is_not_utf8_is_invalid(examples):
+    slug = manifest_write(examples, "")
+    (examples / slug / "manifest.yaml").write_bytes(b"title: caf\xe9\n" + b"port: 80\n")
+
+    with pytest.raises(ExampleInvalid, match="is not UTF-8 text"):
+        example_load(slug)

@@ -1,6 +1,7 @@
 """Deployments pages, the lesson page's panel and the workflow export."""
 
 import re
+import shutil
 import subprocess
 import time
 from http import HTTPStatus
@@ -100,6 +101,26 @@ def test_the_deployments_page_says_what_is_missing(client, instructor, monkeypat
     assert "cannot run on this machine" in page
     assert "apt-get install buildah" in page
     assert "make provision" in page
+
+
+def test_a_broken_example_is_named_on_the_deployments_page_beside_the_others(
+    client, instructor, settings, tmp_path
+):
+    shutil.copytree(settings.DEPLOYMENTS_EXAMPLES_DIR, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "broken" / "context").mkdir(parents=True)
+    (tmp_path / "broken" / "context" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "broken" / "manifest.yaml").write_text(
+        "port: 80\nhealth_path: /\nresources: [1]\n"
+    )
+    settings.DEPLOYMENTS_EXAMPLES_DIR = tmp_path
+    client.force_login(instructor)
+
+    response = client.get("/deployments/")
+
+    assert response.status_code == HTTPStatus.OK
+    page = response.content.decode()
+    assert f"/deployments/examples/{FLAGSHIP}/run" in page
+    assert "broken</strong>: broken: resources must map" in page
 
 
 def test_the_deployments_page_is_for_instructors(client, db):
