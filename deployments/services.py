@@ -203,6 +203,13 @@ def image_deploy_start(
 def deployment_action_start(*, account: User, deployment: Deployment, kind: str) -> Run:
     # Whose it is comes first: anyone else learns nothing of its state.
     deployment_owner_check(account=account, deployment=deployment, doing=ACTIONS[kind])
+    if kind == Run.Kind.ROLLBACK and deployment.status != Deployment.Status.LIVE:
+        # Rolling back would start the image from before the last one.
+        raise ApplicationError(
+            f"{deployment.name} is torn down: nothing serves to roll back from; "
+            "run it again instead.",
+            status=HTTPStatus.CONFLICT,
+        )
     if kind == Run.Kind.ROLLBACK and not deployment.previous_digest:
         raise ApplicationError(
             f"{deployment.name} has no earlier healthy digest to roll back to.",

@@ -478,6 +478,23 @@ def test_a_deployment_taken_over_after_its_tear_down_has_nothing_to_roll_back_to
     assert answer.status_code == HTTPStatus.CONFLICT
 
 
+def test_a_torn_down_deployment_is_not_rolled_back_to_the_image_before_its_last(
+    client, instructor
+):
+    deployment = flagship_recorded(instructor)
+    deployment.previous_digest = "sha256:" + "c" * 64
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+
+    answer = signed_in(client, instructor).post(
+        f"/api/deployments/{deployment.pk}/rollback"
+    )
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert "is torn down" in answer.json()["detail"]
+    assert not Run.objects.exists()
+
+
 def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(
     client, others_deployment, colleague
 ):
