@@ -37,6 +37,12 @@ STEP_ERRORS = (
     SecretUnreadable,
 )
 SECRET_BYTES = 24
+# Said wherever someone who is not an instructor is refused: how one becomes
+# one is not something they could find on the site otherwise.
+NOT_INSTRUCTOR = (
+    "Only instructors run deployments; the site's operator makes an account "
+    "an instructor with `python manage.py set_role NAME instructor`."
+)
 
 
 def _refuse_without_engine() -> None:
@@ -73,9 +79,7 @@ def run_start(
     """Record a run with its steps and queue it for the worker. A second
     active run of the same subject on the same target is refused."""
     if not account.is_instructor:
-        raise ApplicationError(
-            "Only instructors start deployments.", status=HTTPStatus.FORBIDDEN
-        )
+        raise ApplicationError(NOT_INSTRUCTOR, status=HTTPStatus.FORBIDDEN)
     _target_check(target)
     deployment = (
         Deployment.objects.filter(name=subject, target=target)

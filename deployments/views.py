@@ -27,9 +27,7 @@ def instructor_required[View: Callable[..., HttpResponse]](view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not getattr(request.user, "is_instructor", False):
-            raise ApplicationError(
-                "Only instructors run deployments.", status=HTTPStatus.FORBIDDEN
-            )
+            raise ApplicationError(services.NOT_INSTRUCTOR, status=HTTPStatus.FORBIDDEN)
         return view(request, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

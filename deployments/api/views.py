@@ -29,7 +29,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
 
 
 class Instructor(BasePermission):
-    message = "Only instructors run deployments."
+    message = services.NOT_INSTRUCTOR
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(getattr(request.user, "is_instructor", False))

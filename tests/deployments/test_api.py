@@ -48,7 +48,8 @@ def test_a_learner_cannot_start_a_run(client, learner):
     answer = post(client, "/api/deployments/", {"image": "x", "name": "x"})
 
     assert answer.status_code == HTTPStatus.FORBIDDEN
-    assert answer.json()["detail"] == "Only instructors run deployments."
+    assert answer.json()["detail"].startswith("Only instructors run deployments;")
+    assert "set_role NAME instructor" in answer.json()["detail"]
 
 
 def test_signed_out_programs_get_401_or_403(client, db):

@@ -129,6 +129,17 @@ def test_the_deployments_page_is_for_instructors(client, db):
     assert client.get("/deployments/").status_code == HTTPStatus.FORBIDDEN
 
 
+def test_a_learner_is_told_how_an_account_becomes_an_instructor(client, db):
+    LessonFactory(slug=FLAGSHIP)
+    client.force_login(User.objects.create(username="Lin"))
+
+    lesson = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+    refused = client.get("/deployments/").content.decode()
+
+    assert "set_role NAME instructor" in lesson
+    assert "set_role NAME instructor" in refused
+
+
 def test_the_exported_workflow_passes_actionlint(tmp_path):
     workflow = tmp_path / "deploy.yml"
     workflow.write_text(workflow_export(example_load(FLAGSHIP)))
