@@ -377,7 +377,8 @@ def step_leak_gate(state: Pass) -> None:
     state.proved(
         f"Searched the image history, its configuration and {search.files} "
         f"files in {search.layers} layers for each of "
-        f"{len(state.secret_values)} secret values (plain and base64): none found."
+        f"{len(state.secret_values)} secret values (plain, as in JSON and "
+        "base64): none found."
     )
 
 
