@@ -288,6 +288,18 @@ def test_a_registry_that_is_down_fails_the_step_with_a_clear_message(
     assert "does not answer" in run.error
 
 
+def test_a_signature_looked_up_while_the_registry_is_down_says_what_to_do(settings):
+    settings.DEPLOYMENTS_REGISTRY = "127.0.0.1:9"
+
+    with pytest.raises(registry.RegistryError) as failure:
+        registry.signature_fetch("examples/x", "sha256:" + "a" * 64)
+
+    assert str(failure.value) == (
+        "The registry at http://127.0.0.1:9 does not answer: nothing listens "
+        "there. Start it (`manage.py registry start`) and run again."
+    )
+
+
 def test_a_push_to_a_registry_that_is_down_says_so_in_plain_words(
     deployments_home, instructor, settings
 ):
