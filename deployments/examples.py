@@ -267,12 +267,13 @@ def example_list() -> tuple[list[Example], list[tuple[str, str]]]:
 
 def example_exists(slug: str) -> bool:
     return (
-        bool(SLUG.match(slug)) and (examples_dir() / slug / "manifest.yaml").is_file()
+        bool(SLUG.fullmatch(slug))
+        and (examples_dir() / slug / "manifest.yaml").is_file()
     )
 
 
 def example_load(slug: str) -> Example:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise ExampleInvalid(f"{slug!r} is not a lesson slug.")
     folder = examples_dir() / slug
     try:
@@ -339,7 +340,7 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
     for key in ("build_secrets", "run_secrets"):
         names = manifest.get(key) or []
         if not isinstance(names, list) or not all(
-            isinstance(name, str) and NAME.match(name) for name in names
+            isinstance(name, str) and NAME.fullmatch(name) for name in names
         ):
             raise ExampleInvalid(
                 f"{slug}: {key} must list names of lower-case letters, digits and _."
@@ -349,7 +350,7 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
     if not isinstance(resources, dict):
         raise ExampleInvalid(f"{slug}: resources must map memory, cpus and pids.")
     memory = str(resources.get("memory", "64m"))
-    if not MEMORY.match(memory):
+    if not MEMORY.fullmatch(memory):
         raise ExampleInvalid(f"{slug}: resources.memory must look like 64m.")
     cpus, pids = resources.get("cpus", 0.5), resources.get("pids", 64)
     if (
@@ -367,7 +368,7 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
             f'{slug}: user must be written in quotes, as "UID:GID" (YAML reads '
             f"an unquoted one as a number; this one became {user!r})."
         )
-    if not USER.match(user):
+    if not USER.fullmatch(user):
         raise ExampleInvalid(f"{slug}: user must be a numeric UID or UID:GID.")
     run = _run_read(slug, manifest.get("run") or {})
     return Example(

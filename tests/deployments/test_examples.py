@@ -262,3 +262,18 @@ def test_a_manifest_that_is_not_utf8_is_invalid(examples):
 
     with pytest.raises(ExampleInvalid, match="is not UTF-8 text"):
         example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('user: "65534:65534\\n"\n', "user must be a numeric UID or UID:GID"),
+        ('resources: {memory: "64m\\n"}\n', "resources.memory must look like 64m"),
+        ('run_secrets: ["api_key\\n"]\n', "run_secrets must list names"),
+    ],
+)
+def test_a_value_ending_in_a_line_break_is_invalid(examples, text, words):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
