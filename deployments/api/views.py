@@ -205,6 +205,12 @@ def service_logs(deployment: Deployment) -> str:
     to the engine)."""
     from deployments.tasks import deployment_logs
 
+    if deployment.status != Deployment.Status.LIVE:
+        raise ApplicationError(
+            f"{deployment.name} on {deployment.target} is torn down: no service "
+            "runs, so there are no logs to read.",
+            status=HTTPStatus.CONFLICT,
+        )
     try:
         return str(deployment_logs.delay(deployment.pk).get(timeout=LOGS_WAIT_SECONDS))
     except CeleryTimeout:

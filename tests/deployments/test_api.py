@@ -141,6 +141,18 @@ def test_logs_of_a_deployment_whose_container_is_gone_say_so(
     assert "lgtest-gone-web-r1 is not on local any more" in answer.json()["detail"]
 
 
+def test_logs_of_a_torn_down_deployment_say_it_is_torn_down(client, instructor):
+    deployment = flagship_recorded(instructor)
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert "is torn down: no service runs" in answer.json()["detail"]
+
+
 def test_an_unknown_example_answers_404(client, instructor, deployments_home):
     signed_in(client, instructor)
 
