@@ -61,6 +61,12 @@ def json_forms(value: str) -> list[bytes]:
     return [form.encode() for form in dict.fromkeys(forms) if form != value]
 
 
+def text_holds(text: str, value: str) -> bool:
+    """Whether ``text`` (JSON, say) holds the value, plain or escaped as
+    inside a JSON string."""
+    return value in text or any(form.decode() in text for form in json_forms(value))
+
+
 def _needles(values: Iterable[str]) -> list[bytes]:
     needles = []
     for value in values:

@@ -33,7 +33,7 @@ from docker.models.containers import Container
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
 from deployments.examples import Example, example_load
-from deployments.leaks import archive_leaks, base64_forms
+from deployments.leaks import archive_leaks, base64_forms, text_holds
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
 from deployments.references import ReferenceInvalid, reference_parse
@@ -745,7 +745,7 @@ def step_verify(state: Pass) -> None:
     leaked = [
         name
         for name, value in state.secret_values.items()
-        if len(value) >= 4 and value in inspected
+        if len(value) >= 4 and text_holds(inspected, value)
     ]
     if leaked:
         raise StepFailed(f"docker inspect shows the value of {', '.join(leaked)}.")
@@ -800,7 +800,7 @@ def _secret_proofs(state: Pass, base: str) -> str:
         if proof.get("run_secret_proof") != expected:
             raise StepFailed(f"The service's answer keyed by {name} does not match.")
         said.append(f"{name} (its answer to a fresh nonce matches)")
-    if any(value in answer.text for value in state.secret_values.values()):
+    if any(text_holds(answer.text, value) for value in state.secret_values.values()):
         raise StepFailed("The proof endpoint revealed a secret value.")
     return f"It proved it holds {' and '.join(said)} without showing either. "
 

@@ -97,6 +97,28 @@ def test_leak_gate_stops_an_image_that_bakes_a_secret_in(
     assert images.strip() == ""
 
 
+def test_verify_finds_a_secret_value_that_docker_inspect_shows_escaped(
+    worker, instructor, examples
+):
+    # docker inspect, read as JSON, writes the value's ü and ß as \\u escapes.
+    value = "gr\u00fc\u00dfe-aus-dem-test"
+    slug = example_write(
+        examples,
+        "inspected",
+        PLAIN_DOCKERFILE,
+        PLAIN_MANIFEST
+        + "run_secrets: [api_key]\n"
+        + f"run: {{environment: {{GREETING: '{value}'}}}}\n",
+    )
+    services.secret_set(example=slug, name="api_key", value=value)
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["verify"].status == Step.Status.FAILED
+    assert "docker inspect shows the value of api_key" in run.error
+
+
 @pytest.mark.parametrize(
     ("run_options", "rule"),
     [
