@@ -33,7 +33,7 @@ from docker.models.containers import Container
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
 from deployments.examples import Example, example_load
-from deployments.leaks import archive_leaks, base64_forms, text_holds
+from deployments.leaks import archive_leaks, base64_forms, json_forms, text_holds
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
 from deployments.references import ReferenceInvalid, reference_parse
@@ -61,11 +61,13 @@ ABANDONED = (
 
 
 def secrets_mask(text: str, values: dict[str, str]) -> str:
-    """Text with every secret value (and its base64) replaced, longest
-    first, in case a tool echoes one."""
+    """Text with every secret value (as it is, as inside a JSON string, and
+    its base64) replaced, longest first, in case a tool echoes one."""
     for value in sorted(values.values(), key=len, reverse=True):
         if len(value) >= 4:
             text = text.replace(value, MASK)
+            for escaped in json_forms(value):
+                text = text.replace(escaped.decode(), MASK)
             encoded = base64.b64encode(value.encode()).decode().rstrip("=")
             text = text.replace(encoded, MASK)
             for form in base64_forms(value.encode()):

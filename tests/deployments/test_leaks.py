@@ -76,6 +76,13 @@ def test_the_leak_gate_finds_a_value_written_inside_json(tmp_path, value, writte
     assert search.found == ["layer layer/layer.tar: /www/file"]
 
 
+@pytest.mark.parametrize("value", ['pa"ss\\word-1234', "gr\u00fc\u00dfe-12345"])
+def test_a_log_line_masks_a_value_written_inside_json(value):
+    line = "answered " + json.dumps({"token": value})
+
+    assert secrets_mask(line, {"api_key": value}) == f'answered {{"token": "{MASK}"}}'
+
+
 def test_the_leak_gate_passes_an_image_without_the_value(tmp_path):
     archive = archive_write(tmp_path, base64.b64encode(b"bot:another-value-entirely"))
 
