@@ -499,8 +499,14 @@ def step_deploy(state: Pass) -> None:
     )
     image = f"{state.repository}@{run.digest}"
     spec = _policy(state, image)
+    # The site's credentials go to the site's registry only: another
+    # allowed registry (or whatever realm it names) never sees them.
+    site = reference_parse(image).registry == settings.DEPLOYMENTS_REGISTRY
     engine.image_pull(
-        state.client, reference=image, auth=run_auth(), on_wait=state.beat
+        state.client,
+        reference=image,
+        auth=run_auth() if site else None,
+        on_wait=state.beat,
     )
     secret_folder = settings.DEPLOYMENTS_DIR / "secrets" / spec.name
     for name in _run_secret_names(state):
