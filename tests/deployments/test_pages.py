@@ -156,6 +156,32 @@ def test_the_exported_workflow_passes_actionlint(tmp_path):
     assert "--read-only --cap-drop ALL" in text
 
 
+def test_the_exported_workflow_runs_the_container_with_the_manifest_s_options(
+    tmp_path, settings
+):
+    shutil.copytree(settings.DEPLOYMENTS_EXAMPLES_DIR, tmp_path / "examples")
+    settings.DEPLOYMENTS_EXAMPLES_DIR = tmp_path / "examples"
+    with (tmp_path / "examples" / FLAGSHIP / "manifest.yaml").open("a") as manifest:
+        manifest.write(
+            "run: {environment: {GREETING: 'hello world'}, "
+            "ports: ['127.0.0.1::8081'], ipc_mode: private, "
+            "security_opt: [apparmor=docker-default]}\n"
+        )
+    workflow = tmp_path / "deploy.yml"
+
+    workflow.write_text(workflow_export(example_load(FLAGSHIP)))
+
+    linted = subprocess.run(
+        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    text = workflow.read_text()
+    assert "--env 'GREETING=hello world'" in text
+    assert "--publish 127.0.0.1::8081" in text
+    assert "--ipc private" in text
+    assert "--security-opt apparmor=docker-default" in text
+
+
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     workflow = tmp_path / "deploy.yml"
     broken = workflow_export(example_load(FLAGSHIP)).replace(
