@@ -343,8 +343,13 @@ def step_build(state: Pass) -> None:
 
 def _base_pull(state: Pass) -> None:
     base = reference_parse(settings.DEPLOYMENTS_BASE_IMAGE)
+    site = base.registry == settings.DEPLOYMENTS_REGISTRY
     for event in state.client.api.pull(
-        base.name, tag=base.tag, stream=True, decode=True, auth_config=run_auth()
+        base.name,
+        tag=base.tag,
+        stream=True,
+        decode=True,
+        auth_config=run_auth() if site else None,
     ):
         state.beat()
         if "error" in event:

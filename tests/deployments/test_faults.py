@@ -30,7 +30,9 @@ from tests.deployments.runs import (
     PLAIN_DOCKERFILE,
     PLAIN_MANIFEST,
     example_run,
+    registry_elsewhere,
     run_wait,
+    site_password_in,
     steps_of,
 )
 
@@ -95,6 +97,21 @@ def test_leak_gate_stops_an_image_that_bakes_a_secret_in(
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert images.strip() == ""
+
+
+def test_the_docker_builder_sends_no_credentials_to_a_base_image_s_other_registry(
+    worker, instructor, examples, settings
+):
+    slug = example_write(examples, "based-elsewhere", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
+
+    with registry_elsewhere() as (address, sent):
+        settings.DEPLOYMENTS_BASE_IMAGE = f"{address}/lessongraph/base:busybox"
+        run = example_run(instructor, slug, builder=Run.Builder.DOCKER)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["build"].status == Step.Status.FAILED
+    assert sent
+    assert not site_password_in(sent)
 
 
 def test_verify_finds_a_secret_value_that_docker_inspect_shows_escaped(

@@ -2,19 +2,22 @@
 they keep their port and health path through a roll back, and one that
 never answers keeps the old container serving."""
 
-import base64
 import secrets
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
 from deployments import registry, services
 from deployments.models import Deployment, Run
 from deployments.signing import provenance_sign
-from tests.deployments.conftest import example_write, free_port
-from tests.deployments.runs import action_run, example_run, run_wait
+from tests.deployments.conftest import example_write
+from tests.deployments.runs import (
+    action_run,
+    example_run,
+    registry_elsewhere,
+    run_wait,
+    site_password_in,
+)
 
 PORT = 9090
 DOCKERFILE = f"""\
@@ -112,52 +115,25 @@ def test_a_rollback_finds_an_earlier_image_of_another_repository(
     assert f"{deployment.previous_repository}:run-{built.pk}" == second
 
 
-class _ChallengingRegistry(BaseHTTPRequestHandler):
-    """A registry that asks every caller to sign in, and keeps what each
-    sent as credentials."""
-
-    sent: list[str] = []
-
-    def do_GET(self) -> None:
-        self.sent.append(self.headers.get("Authorization") or "")
-        self.send_response(HTTPStatus.UNAUTHORIZED)
-        self.send_header("WWW-Authenticate", 'Basic realm="elsewhere"')
-        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_HEAD = do_GET
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_a_pull_from_another_allowed_registry_is_not_sent_the_site_s_credentials(
     worker, instructor, settings
 ):
-    elsewhere = ThreadingHTTPServer(("127.0.0.1", free_port()), _ChallengingRegistry)
-    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
-    address = f"127.0.0.1:{elsewhere.server_port}"
-    settings.DEPLOYMENTS_ALLOWED_REGISTRIES = [settings.DEPLOYMENTS_REGISTRY, address]
-    # Signed by the site, as every image it built is.
-    digest = "sha256:" + secrets.token_hex(32)
-    registry.signature_store(
-        "examples/elsewhere",
-        digest,
-        provenance_sign({"digest": digest, "builder": "buildah", "run": 0}),
-    )
+    with registry_elsewhere() as (address, sent):
+        settings.DEPLOYMENTS_ALLOWED_REGISTRIES = [
+            settings.DEPLOYMENTS_REGISTRY,
+            address,
+        ]
+        # Signed by the site, as every image it built is.
+        digest = "sha256:" + secrets.token_hex(32)
+        registry.signature_store(
+            "examples/elsewhere",
+            digest,
+            provenance_sign({"digest": digest, "builder": "buildah", "run": 0}),
+        )
 
-    try:
         run = image_deploy(instructor, f"{address}/examples/elsewhere@{digest}")
-    finally:
-        elsewhere.shutdown()
 
     assert run.status == Run.Status.FAILED
     assert "pull" in run.error
-    assert _ChallengingRegistry.sent
-    _, password = registry.registry_auth()
-    assert not any(
-        password in base64.b64decode(sent.split()[-1]).decode()
-        for sent in _ChallengingRegistry.sent
-        if sent.startswith("Basic ")
-    )
+    assert sent
+    assert not site_password_in(sent)
