@@ -254,7 +254,12 @@ def example_secret_set(*, account: User, example: str, name: str, value: str) ->
     by whoever may deploy under their names (their owner, or staff; anyone
     once they are torn down), and not while another account's run of the
     example is active: that run would pick up a value it did not choose."""
-    deployments = Deployment.objects.filter(example=example).select_related("owner")
+    # An example's deployments are named after it; one its owner replaced
+    # with an image by reference no longer names the example, yet the next
+    # run of the example under that name gets these values.
+    deployments = Deployment.objects.filter(
+        Q(example=example) | Q(name=example)
+    ).select_related("owner")
     for deployment in deployments:
         if not deployment.claimable_by(account):
             deployment_owner_check(

@@ -298,6 +298,20 @@ def test_another_instructor_cannot_set_the_secrets_of_an_example_someone_runs(
     assert services.secret_values(example=FLAGSHIP)["api_key"] == "grace-chose-this"
 
 
+def test_secrets_stay_the_owner_s_while_an_image_serves_under_the_example_s_name(
+    client, colleague, flagship_of_grace
+):
+    # Grace deployed an image by reference under the example's name.
+    flagship_of_grace.example = ""
+    flagship_of_grace.save()
+    signed_in(client, colleague)
+
+    answer = secret_put(client, "api_key", "ada-knows-this-one")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert services.secret_values(example=FLAGSHIP)["api_key"] == "grace-chose-this"
+
+
 def test_the_owner_and_staff_may_set_the_secrets_of_an_example_they_run(
     client, instructor, flagship_of_grace
 ):
