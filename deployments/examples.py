@@ -54,6 +54,32 @@ class ExampleInvalid(ValueError):
     pass
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping:
+    PyYAML would keep the last silently, and someone reading the manifest
+    may well stop at the first."""
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+            except TypeError:
+                # An unhashable key: the safe loader refuses it, saying so.
+                continue
+            if twice:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class Example:
     slug: str
@@ -277,7 +303,9 @@ def example_load(slug: str) -> Example:
         raise ExampleInvalid(f"{slug!r} is not a lesson slug.")
     folder = examples_dir() / slug
     try:
-        manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
+        manifest = yaml.load(
+            (folder / "manifest.yaml").read_text(), Loader=_ManifestLoader
+        )
     except FileNotFoundError:
         raise ExampleInvalid(f"Lesson {slug!r} has no worked example.") from None
     except UnicodeDecodeError:

@@ -277,3 +277,35 @@ def test_a_value_ending_in_a_line_break_is_invalid(examples, text, words):
 
     with pytest.raises(ExampleInvalid, match=words):
         example_load(slug)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'user: "65534:65534"\nuser: "1000:1000"\n',
+        "run: {privileged: false, privileged: true}\n",
+    ],
+)
+def test_a_key_written_twice_makes_the_manifest_invalid(examples, text):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match="appears twice"):
+        example_load(slug)
+
+
+def test_a_mapping_used_as_a_key_makes_the_manifest_invalid(examples):
+    slug = manifest_write(examples, "run: {[a]: b}\n")
+
+    with pytest.raises(ExampleInvalid, match="is not YAML"):
+        example_load(slug)
+
+
+def test_a_merged_mapping_may_be_overridden(examples):
+    slug = manifest_write(
+        examples,
+        "resources: {<<: {memory: 32m, pids: 16}, pids: 32}\n",
+    )
+
+    example = example_load(slug)
+
+    assert (example.memory, example.pids) == ("32m", 32)
