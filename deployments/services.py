@@ -1,6 +1,7 @@
 """Writes for deployments: starting runs, carrying them out on the worker,
 secrets, and the reconciliation of runs a dead worker left behind."""
 
+import contextlib
 import logging
 import secrets
 import shutil
@@ -487,4 +488,11 @@ def deployment_logs(*, deployment_id: int, tail: int = 100) -> str:
             "it down."
         )
     values = secret_values(example=deployment.example)
+    # The container holds the values it was started with, which a secret
+    # set since has replaced in the database but not in the container.
+    folder = settings.DEPLOYMENTS_DIR / "secrets" / deployment.container_name
+    if folder.is_dir():
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values[f"{path.name} (mounted)"] = path.read_text()
     return pipeline.secrets_mask(engine.container_logs(container, tail=tail), values)

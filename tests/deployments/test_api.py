@@ -5,6 +5,7 @@ import time
 from http import HTTPStatus
 
 import pytest
+import requests
 from django.test import Client
 
 from accounts.models import User
@@ -173,6 +174,25 @@ def test_a_second_start_is_refused_with_the_active_run(
     assert first.status_code == HTTPStatus.ACCEPTED
     assert second.status_code == HTTPStatus.CONFLICT
     assert second.json()["active_run"] == first.json()["id"]
+
+
+def test_service_logs_mask_the_value_the_container_holds_after_it_was_changed(
+    client, instructor, worker
+):
+    run = example_run(instructor)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    deployment = Deployment.objects.get()
+    held = services.secret_values(example=FLAGSHIP)["api_key"]
+    services.secret_set(example=FLAGSHIP, name="api_key", value="a-value-set-later")
+    # The service logs each request's path, so this one's shows the value.
+    requests.get(f"{deployment.url}held/{held}", timeout=5)
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.OK
+    assert "url:/held/" in answer.json()["logs"]
+    assert held not in answer.json()["logs"]
 
 
 def test_an_example_run_through_the_api_reveals_no_secret(client, instructor, worker):
