@@ -278,11 +278,12 @@ def image_pull(
     client: docker.DockerClient,
     *,
     reference: str,
-    auth: dict[str, str],
+    auth: dict[str, str] | None,
     on_wait: Beat = _no_beat,
 ) -> str:
     """Pull by digest and return the local image id. A pull by digest
-    leaves the image untagged, so it is always run by that digest."""
+    leaves the image untagged, so it is always run by that digest. Without
+    ``auth`` the pull sends no credentials."""
 
     def pull() -> str:
         repository, _, digest = reference.partition("@")

@@ -54,6 +54,32 @@ class ExampleInvalid(ValueError):
     pass
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping:
+    PyYAML would keep the last silently, and someone reading the manifest
+    may well stop at the first."""
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+            except TypeError:
+                # An unhashable key: the safe loader refuses it, saying so.
+                continue
+            if twice:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class Example:
     slug: str
@@ -252,38 +278,74 @@ def examples_dir() -> Path:
     return Path(settings.DEPLOYMENTS_EXAMPLES_DIR)
 
 
-def example_list() -> list[Example]:
-    examples = []
+def example_list() -> tuple[list[Example], list[tuple[str, str]]]:
+    """The examples that load, and beside them each one that does not, with
+    the reason: one broken manifest does not hide the others."""
+    examples, invalid = [], []
     for folder in sorted(examples_dir().iterdir()):
         if (folder / "manifest.yaml").is_file():
-            examples.append(example_load(folder.name))
-    return examples
+            try:
+                examples.append(example_load(folder.name))
+            except ExampleInvalid as error:
+                invalid.append((folder.name, str(error)))
+    return examples, invalid
 
 
 def example_exists(slug: str) -> bool:
     return (
-        bool(SLUG.match(slug)) and (examples_dir() / slug / "manifest.yaml").is_file()
+        bool(SLUG.fullmatch(slug))
+        and (examples_dir() / slug / "manifest.yaml").is_file()
     )
 
 
 def example_load(slug: str) -> Example:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise ExampleInvalid(f"{slug!r} is not a lesson slug.")
     folder = examples_dir() / slug
     try:
-        manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
+        manifest = yaml.load(
+            (folder / "manifest.yaml").read_text(), Loader=_ManifestLoader
+        )
     except FileNotFoundError:
         raise ExampleInvalid(f"Lesson {slug!r} has no worked example.") from None
+    except UnicodeDecodeError:
+        raise ExampleInvalid(f"{slug}/manifest.yaml is not UTF-8 text.") from None
+    except OSError as error:
+        raise ExampleInvalid(
+            f"{slug}/manifest.yaml cannot be read: {error.strerror}."
+        ) from None
     except yaml.YAMLError as error:
         raise ExampleInvalid(f"{slug}/manifest.yaml is not YAML: {error}") from None
     if not isinstance(manifest, dict):
         raise ExampleInvalid(f"{slug}/manifest.yaml must be a mapping.")
     unknown = set(manifest) - KEYS
     if unknown:
-        raise ExampleInvalid(f"{slug}/manifest.yaml: unknown keys {sorted(unknown)}.")
+        raise ExampleInvalid(
+            f"{slug}/manifest.yaml: unknown keys {sorted(map(str, unknown))}."
+        )
     if not (folder / "context" / "Dockerfile").is_file():
         raise ExampleInvalid(f"{slug} has no context/Dockerfile.")
+    _context_links_check(slug, folder)
     return _example_read(slug, folder, manifest)
+
+
+def _context_links_check(slug: str, folder: Path) -> None:
+    """Refuse a symbolic link leading out of the build context: copying
+    the context for the build would copy what it points to (a key or the
+    registry's credentials, say) into the image."""
+    context = folder / "context"
+    inside = context.resolve()
+    if context.is_symlink() or inside.parent != folder.resolve():
+        raise ExampleInvalid(f"{slug}: context must be a folder, not a link.")
+    for path in context.rglob("*"):
+        if not path.is_symlink():
+            continue
+        target = path.resolve()
+        if target != inside and inside not in target.parents:
+            raise ExampleInvalid(
+                f"{slug}: context/{path.relative_to(context)} is a symbolic link "
+                "leading outside the build context."
+            )
 
 
 def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
@@ -306,15 +368,17 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
     for key in ("build_secrets", "run_secrets"):
         names = manifest.get(key) or []
         if not isinstance(names, list) or not all(
-            isinstance(name, str) and NAME.match(name) for name in names
+            isinstance(name, str) and NAME.fullmatch(name) for name in names
         ):
             raise ExampleInvalid(
                 f"{slug}: {key} must list names of lower-case letters, digits and _."
             )
         secrets[key] = tuple(names)
     resources = manifest.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise ExampleInvalid(f"{slug}: resources must map memory, cpus and pids.")
     memory = str(resources.get("memory", "64m"))
-    if not MEMORY.match(memory):
+    if not MEMORY.fullmatch(memory):
         raise ExampleInvalid(f"{slug}: resources.memory must look like 64m.")
     cpus, pids = resources.get("cpus", 0.5), resources.get("pids", 64)
     if (
@@ -332,7 +396,7 @@ def _example_read(slug: str, folder: Path, manifest: dict[str, Any]) -> Example:
             f'{slug}: user must be written in quotes, as "UID:GID" (YAML reads '
             f"an unquoted one as a number; this one became {user!r})."
         )
-    if not USER.match(user):
+    if not USER.fullmatch(user):
         raise ExampleInvalid(f"{slug}: user must be a numeric UID or UID:GID.")
     run = _run_read(slug, manifest.get("run") or {})
     return Example(

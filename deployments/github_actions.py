@@ -4,8 +4,11 @@ hosted runner, pushes to GHCR with the workflow's own token, and a
 deploy job pulls and runs that digest, hardened, on a self-hosted runner
 that holds the engine."""
 
+import shlex
+
 import yaml
 
+from deployments.engine import security_option_parts
 from deployments.examples import Example
 
 # Hosted CI reaches Docker Hub; pin it by digest in your own copy.
@@ -14,6 +17,28 @@ CI_BASE_IMAGE = "docker.io/library/busybox:1.36.1"
 
 def _secret_variable(name: str) -> str:
     return name.upper()
+
+
+def _run_flags(example: Example) -> list[str]:
+    """The manifest's own container options, as the site applies them:
+    its environment, extra ports, network, IPC mode and security options.
+    Those the site's policy refuses are refused there before anything
+    runs, so no workflow of such an example gets this far in use."""
+    run = example.run
+    flags = [
+        f"--env {shlex.quote(f'{name}={value}')}"
+        for name, value in run.get("environment", {}).items()
+    ]
+    flags += [f"--publish {shlex.quote(port)}" for port in run.get("ports", [])]
+    for key, flag in (("network_mode", "--network"), ("ipc_mode", "--ipc")):
+        mode = str(run.get(key, "")).strip().lower()
+        if mode:
+            flags.append(f"{flag} {shlex.quote(mode)}")
+    for option in run.get("security_opt", []):
+        key, value = security_option_parts(option)
+        if key != "no-new-privileges":
+            flags.append(f"--security-opt {shlex.quote(f'{key}={value}')}")
+    return flags
 
 
 def workflow_export(example: Example) -> str:
@@ -77,6 +102,7 @@ def workflow_export(example: Example) -> str:
                 f"--memory {example.memory} --cpus {example.cpus} --pids-limit {example.pids}",
                 f"--publish 127.0.0.1::{example.port}",
                 "--health-interval 1s --health-start-period 5s",
+                *_run_flags(example),
                 *mounts,
                 '"$IMAGE@$DIGEST"',
             ]

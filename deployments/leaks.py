@@ -7,6 +7,7 @@ each layer is read whole and searched, as are file and link names.
 """
 
 import base64
+import json
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +43,30 @@ def base64_forms(raw: bytes) -> list[bytes]:
     return list(dict.fromkeys(forms))
 
 
+# How Go's JSON encoder (the engine's and buildah's, which write the image
+# configuration and history) writes these characters inside a string.
+GO_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def json_forms(value: str) -> list[bytes]:
+    """The value as it reads inside a JSON string, where it differs from
+    the value itself: a quote, a backslash or a control character escaped,
+    characters beyond ASCII as \\u escapes, and <, > and & as Go escapes
+    them."""
+    escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+    go = escaped
+    for character, escape in GO_JSON_ESCAPES.items():
+        go = go.replace(character, escape)
+    forms = [escaped, json.dumps(value)[1:-1], go]
+    return [form.encode() for form in dict.fromkeys(forms) if form != value]
+
+
+def text_holds(text: str, value: str) -> bool:
+    """Whether ``text`` (JSON, say) holds the value, plain or escaped as
+    inside a JSON string."""
+    return value in text or any(form.decode() in text for form in json_forms(value))
+
+
 def _needles(values: Iterable[str]) -> list[bytes]:
     needles = []
     for value in values:
@@ -51,6 +76,7 @@ def _needles(values: Iterable[str]) -> list[bytes]:
         needles.append(raw)
         needles.append(base64.b64encode(raw).rstrip(b"="))
         needles.extend(base64_forms(raw))
+        needles.extend(json_forms(value))
     return needles
 
 

@@ -33,7 +33,7 @@ from docker.models.containers import Container
 from deployments import buildah, engine, registry
 from deployments.engine import ContainerSpec
 from deployments.examples import Example, example_load
-from deployments.leaks import archive_leaks, base64_forms
+from deployments.leaks import archive_leaks, base64_forms, json_forms, text_holds
 from deployments.models import Deployment, Run, Step
 from deployments.policy import policy_check
 from deployments.references import ReferenceInvalid, reference_parse
@@ -61,11 +61,13 @@ ABANDONED = (
 
 
 def secrets_mask(text: str, values: dict[str, str]) -> str:
-    """Text with every secret value (and its base64) replaced, longest
-    first, in case a tool echoes one."""
+    """Text with every secret value (as it is, as inside a JSON string, and
+    its base64) replaced, longest first, in case a tool echoes one."""
     for value in sorted(values.values(), key=len, reverse=True):
         if len(value) >= 4:
             text = text.replace(value, MASK)
+            for escaped in json_forms(value):
+                text = text.replace(escaped.decode(), MASK)
             encoded = base64.b64encode(value.encode()).decode().rstrip("=")
             text = text.replace(encoded, MASK)
             for form in base64_forms(value.encode()):
@@ -282,7 +284,9 @@ def _secret_file(folder: Path, name: str, value: str, owner: str | None) -> Path
 def step_build(state: Pass) -> None:
     run, example = state.run, _example(state)
     context = state.workdir / "context"
-    shutil.copytree(example.context, context)
+    # Links stay links: what one inside the context points to is copied
+    # once, as itself.
+    shutil.copytree(example.context, context, symlinks=True)
     run.source_hash = example.source_hash()
     Run.objects.filter(pk=run.pk).update(source_hash=run.source_hash)
     state.log(f"source sha256 {run.source_hash}")
@@ -339,8 +343,13 @@ def step_build(state: Pass) -> None:
 
 def _base_pull(state: Pass) -> None:
     base = reference_parse(settings.DEPLOYMENTS_BASE_IMAGE)
+    site = base.registry == settings.DEPLOYMENTS_REGISTRY
     for event in state.client.api.pull(
-        base.name, tag=base.tag, stream=True, decode=True, auth_config=run_auth()
+        base.name,
+        tag=base.tag,
+        stream=True,
+        decode=True,
+        auth_config=run_auth() if site else None,
     ):
         state.beat()
         if "error" in event:
@@ -375,7 +384,8 @@ def step_leak_gate(state: Pass) -> None:
     state.proved(
         f"Searched the image history, its configuration and {search.files} "
         f"files in {search.layers} layers for each of "
-        f"{len(state.secret_values)} secret values (plain and base64): none found."
+        f"{len(state.secret_values)} secret values (plain, as in JSON and "
+        "base64): none found."
     )
 
 
@@ -494,8 +504,14 @@ def step_deploy(state: Pass) -> None:
     )
     image = f"{state.repository}@{run.digest}"
     spec = _policy(state, image)
+    # The site's credentials go to the site's registry only: another
+    # allowed registry (or whatever realm it names) never sees them.
+    site = reference_parse(image).registry == settings.DEPLOYMENTS_REGISTRY
     engine.image_pull(
-        state.client, reference=image, auth=run_auth(), on_wait=state.beat
+        state.client,
+        reference=image,
+        auth=run_auth() if site else None,
+        on_wait=state.beat,
     )
     secret_folder = settings.DEPLOYMENTS_DIR / "secrets" / spec.name
     for name in _run_secret_names(state):
@@ -742,7 +758,7 @@ def step_verify(state: Pass) -> None:
     leaked = [
         name
         for name, value in state.secret_values.items()
-        if len(value) >= 4 and value in inspected
+        if len(value) >= 4 and text_holds(inspected, value)
     ]
     if leaked:
         raise StepFailed(f"docker inspect shows the value of {', '.join(leaked)}.")
@@ -797,7 +813,7 @@ def _secret_proofs(state: Pass, base: str) -> str:
         if proof.get("run_secret_proof") != expected:
             raise StepFailed(f"The service's answer keyed by {name} does not match.")
         said.append(f"{name} (its answer to a fresh nonce matches)")
-    if any(value in answer.text for value in state.secret_values.values()):
+    if any(text_holds(answer.text, value) for value in state.secret_values.values()):
         raise StepFailed("The proof endpoint revealed a secret value.")
     return f"It proved it holds {' and '.join(said)} without showing either. "
 

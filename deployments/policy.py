@@ -112,7 +112,8 @@ def policy_check(
                 )
             )
     for name in spec.environment:
-        if name.strip().upper() == "DOCKER_HOST":
+        # The engine is given NAME=value, so a name holding "=" ends at it.
+        if name.partition("=")[0].strip().upper() == "DOCKER_HOST":
             refusals.append(
                 Refusal("docker-host", "a DOCKER_HOST variable is refused.")
             )

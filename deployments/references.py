@@ -45,22 +45,22 @@ def reference_parse(text: str) -> ImageReference:
     if not text or len(text) > 512 or text != text.strip():
         raise ReferenceInvalid("An image reference is 1 to 512 characters, no spaces.")
     rest, _, digest = text.partition("@")
-    if digest and not DIGEST.match(digest):
+    if digest and not DIGEST.fullmatch(digest):
         raise ReferenceInvalid(f"{digest!r} is not a sha256 digest.")
     first, slash, path = rest.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         registry = first
-        if not HOST.match(registry):
+        if not HOST.fullmatch(registry):
             raise ReferenceInvalid(f"{registry!r} is not a registry host.")
     else:
         registry, path = DEFAULT_REGISTRY, rest
     tag = ""
     if ":" in path.rsplit("/", 1)[-1]:
         path, tag = path.rsplit(":", 1)
-        if not TAG.match(tag):
+        if not TAG.fullmatch(tag):
             raise ReferenceInvalid(f"{tag!r} is not a valid tag.")
     components = path.split("/")
-    if not path or not all(COMPONENT.match(part) for part in components):
+    if not path or not all(COMPONENT.fullmatch(part) for part in components):
         raise ReferenceInvalid(
             f"{path!r} is not a repository name (lower-case letters, digits and "
             "separators)."

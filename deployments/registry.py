@@ -187,6 +187,16 @@ def _request(method: str, url: str, **options: object) -> requests.Response:
             timeout=settings.DEPLOYMENTS_REGISTRY_TIMEOUT_SECONDS,
             **options,  # type: ignore[arg-type]
         )
+    except requests.Timeout:
+        raise RegistryError(
+            f"The registry at {registry_url()} does not answer: no answer within "
+            f"{settings.DEPLOYMENTS_REGISTRY_TIMEOUT_SECONDS} s."
+        ) from None
+    except requests.ConnectionError:
+        raise RegistryError(
+            f"The registry at {registry_url()} does not answer: nothing listens "
+            "there. Start it (`manage.py registry start`) and run again."
+        ) from None
     except requests.RequestException as error:
         raise RegistryError(
             f"The registry at {registry_url()} does not answer: {error}"

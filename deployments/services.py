@@ -1,6 +1,7 @@
 """Writes for deployments: starting runs, carrying them out on the worker,
 secrets, and the reconciliation of runs a dead worker left behind."""
 
+import contextlib
 import logging
 import secrets
 import shutil
@@ -37,6 +38,12 @@ STEP_ERRORS = (
     SecretUnreadable,
 )
 SECRET_BYTES = 24
+# Said wherever someone who is not an instructor is refused: how one becomes
+# one is not something they could find on the site otherwise.
+NOT_INSTRUCTOR = (
+    "Only instructors run deployments; the site's operator makes an account "
+    "an instructor with `python manage.py set_role NAME instructor`."
+)
 
 
 def _refuse_without_engine() -> None:
@@ -73,9 +80,7 @@ def run_start(
     """Record a run with its steps and queue it for the worker. A second
     active run of the same subject on the same target is refused."""
     if not account.is_instructor:
-        raise ApplicationError(
-            "Only instructors start deployments.", status=HTTPStatus.FORBIDDEN
-        )
+        raise ApplicationError(NOT_INSTRUCTOR, status=HTTPStatus.FORBIDDEN)
     _target_check(target)
     deployment = (
         Deployment.objects.filter(name=subject, target=target)
@@ -203,6 +208,13 @@ def image_deploy_start(
 def deployment_action_start(*, account: User, deployment: Deployment, kind: str) -> Run:
     # Whose it is comes first: anyone else learns nothing of its state.
     deployment_owner_check(account=account, deployment=deployment, doing=ACTIONS[kind])
+    if kind == Run.Kind.ROLLBACK and deployment.status != Deployment.Status.LIVE:
+        # Rolling back would start the image from before the last one.
+        raise ApplicationError(
+            f"{deployment.name} is torn down: nothing serves to roll back from; "
+            "run it again instead.",
+            status=HTTPStatus.CONFLICT,
+        )
     if kind == Run.Kind.ROLLBACK and not deployment.previous_digest:
         raise ApplicationError(
             f"{deployment.name} has no earlier healthy digest to roll back to.",
@@ -243,7 +255,12 @@ def example_secret_set(*, account: User, example: str, name: str, value: str) ->
     by whoever may deploy under their names (their owner, or staff; anyone
     once they are torn down), and not while another account's run of the
     example is active: that run would pick up a value it did not choose."""
-    deployments = Deployment.objects.filter(example=example).select_related("owner")
+    # An example's deployments are named after it; one its owner replaced
+    # with an image by reference no longer names the example, yet the next
+    # run of the example under that name gets these values.
+    deployments = Deployment.objects.filter(
+        Q(example=example) | Q(name=example)
+    ).select_related("owner")
     for deployment in deployments:
         if not deployment.claimable_by(account):
             deployment_owner_check(
@@ -471,4 +488,11 @@ def deployment_logs(*, deployment_id: int, tail: int = 100) -> str:
             "it down."
         )
     values = secret_values(example=deployment.example)
+    # The container holds the values it was started with, which a secret
+    # set since has replaced in the database but not in the container.
+    folder = settings.DEPLOYMENTS_DIR / "secrets" / deployment.container_name
+    if folder.is_dir():
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values[f"{path.name} (mounted)"] = path.read_text()
     return pipeline.secrets_mask(engine.container_logs(container, tail=tail), values)

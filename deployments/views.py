@@ -28,9 +28,7 @@ def instructor_required[View: Callable[..., HttpResponse]](view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not getattr(request.user, "is_instructor", False):
-            raise ApplicationError(
-                "Only instructors run deployments.", status=HTTPStatus.FORBIDDEN
-            )
+            raise ApplicationError(services.NOT_INSTRUCTOR, status=HTTPStatus.FORBIDDEN)
         return view(request, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -58,7 +56,8 @@ def _index_render(
     account = _account(request)
     targets = sorted(settings.DEPLOYMENTS_TARGETS)
     examples = []
-    for example in example_list():
+    valid, invalid = example_list()
+    for example in valid:
         taken = selectors.targets_taken(name=example.slug, account=account)
         updated = selectors.secrets_updated(example=example.slug)
         examples.append(
@@ -76,6 +75,7 @@ def _index_render(
         {
             "missing": engine_missing(),
             "examples": examples,
+            "invalid_examples": invalid,
             "deployments": [
                 (deployment, deployment.managed_by(account))
                 for deployment in selectors.deployments_list()

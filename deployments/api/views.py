@@ -29,7 +29,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
 
 
 class Instructor(BasePermission):
-    message = "Only instructors run deployments."
+    message = services.NOT_INSTRUCTOR
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(getattr(request.user, "is_instructor", False))
@@ -205,6 +205,12 @@ def service_logs(deployment: Deployment) -> str:
     to the engine)."""
     from deployments.tasks import deployment_logs
 
+    if deployment.status != Deployment.Status.LIVE:
+        raise ApplicationError(
+            f"{deployment.name} on {deployment.target} is torn down: no service "
+            "runs, so there are no logs to read.",
+            status=HTTPStatus.CONFLICT,
+        )
     try:
         return str(deployment_logs.delay(deployment.pk).get(timeout=LOGS_WAIT_SECONDS))
     except CeleryTimeout:

@@ -1,9 +1,15 @@
 """Starting runs and waiting for them, and deployments as a run leaves
 them, for the deployments tests."""
 
+import base64
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from deployments import services
+from deployments import registry, services
 from deployments.models import Deployment, Run, Step
 
 FLAGSHIP = "shipping-containers-without-dind"
@@ -63,3 +69,46 @@ def flagship_recorded(owner) -> Deployment:
 
 def steps_of(run: Run) -> dict[str, Step]:
     return {step.name: step for step in run.steps.all()}
+
+
+@contextmanager
+def registry_elsewhere() -> Iterator[tuple[str, list[str]]]:
+    """A registry other than the site's that asks every caller to sign in,
+    as its address and the credentials callers sent it (one Authorization
+    header, or "", per request)."""
+    sent: list[str] = []
+
+    class Challenging(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            sent.append(self.headers.get("Authorization") or "")
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="elsewhere"')
+            self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadingHTTPServer(("127.0.0.1", port), Challenging)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{port}", sent
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def site_password_in(sent: list[str]) -> bool:
+    """Whether any Basic credentials sent hold the site registry's password."""
+    _, password = registry.registry_auth()
+    return any(
+        password in base64.b64decode(header.split()[-1]).decode(errors="replace")
+        for header in sent
+        if header.startswith("Basic ")
+    )

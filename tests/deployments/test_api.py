@@ -5,6 +5,7 @@ import time
 from http import HTTPStatus
 
 import pytest
+import requests
 from django.test import Client
 
 from accounts.models import User
@@ -48,7 +49,8 @@ def test_a_learner_cannot_start_a_run(client, learner):
     answer = post(client, "/api/deployments/", {"image": "x", "name": "x"})
 
     assert answer.status_code == HTTPStatus.FORBIDDEN
-    assert answer.json()["detail"] == "Only instructors run deployments."
+    assert answer.json()["detail"].startswith("Only instructors run deployments;")
+    assert "set_role NAME instructor" in answer.json()["detail"]
 
 
 def test_signed_out_programs_get_401_or_403(client, db):
@@ -140,6 +142,18 @@ def test_logs_of_a_deployment_whose_container_is_gone_say_so(
     assert "lgtest-gone-web-r1 is not on local any more" in answer.json()["detail"]
 
 
+def test_logs_of_a_torn_down_deployment_say_it_is_torn_down(client, instructor):
+    deployment = flagship_recorded(instructor)
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert "is torn down: no service runs" in answer.json()["detail"]
+
+
 def test_an_unknown_example_answers_404(client, instructor, deployments_home):
     signed_in(client, instructor)
 
@@ -160,6 +174,25 @@ def test_a_second_start_is_refused_with_the_active_run(
     assert first.status_code == HTTPStatus.ACCEPTED
     assert second.status_code == HTTPStatus.CONFLICT
     assert second.json()["active_run"] == first.json()["id"]
+
+
+def test_service_logs_mask_the_value_the_container_holds_after_it_was_changed(
+    client, instructor, worker
+):
+    run = example_run(instructor)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    deployment = Deployment.objects.get()
+    held = services.secret_values(example=FLAGSHIP)["api_key"]
+    services.secret_set(example=FLAGSHIP, name="api_key", value="a-value-set-later")
+    # The service logs each request's path, so this one's shows the value.
+    requests.get(f"{deployment.url}held/{held}", timeout=5)
+    signed_in(client, instructor)
+
+    answer = client.get(f"/api/deployments/{deployment.pk}/logs")
+
+    assert answer.status_code == HTTPStatus.OK
+    assert "url:/held/" in answer.json()["logs"]
+    assert held not in answer.json()["logs"]
 
 
 def test_an_example_run_through_the_api_reveals_no_secret(client, instructor, worker):
@@ -282,6 +315,20 @@ def test_another_instructor_cannot_set_the_secrets_of_an_example_someone_runs(
         f"{FLAGSHIP} on local belongs to Grace; only they or staff may set its "
         "example's secrets."
     )
+    assert services.secret_values(example=FLAGSHIP)["api_key"] == "grace-chose-this"
+
+
+def test_secrets_stay_the_owner_s_while_an_image_serves_under_the_example_s_name(
+    client, colleague, flagship_of_grace
+):
+    # Grace deployed an image by reference under the example's name.
+    flagship_of_grace.example = ""
+    flagship_of_grace.save()
+    signed_in(client, colleague)
+
+    answer = secret_put(client, "api_key", "ada-knows-this-one")
+
+    assert answer.status_code == HTTPStatus.FORBIDDEN
     assert services.secret_values(example=FLAGSHIP)["api_key"] == "grace-chose-this"
 
 
@@ -476,6 +523,23 @@ def test_a_deployment_taken_over_after_its_tear_down_has_nothing_to_roll_back_to
         f"/api/deployments/{deployment.pk}/rollback"
     )
     assert answer.status_code == HTTPStatus.CONFLICT
+
+
+def test_a_torn_down_deployment_is_not_rolled_back_to_the_image_before_its_last(
+    client, instructor
+):
+    deployment = flagship_recorded(instructor)
+    deployment.previous_digest = "sha256:" + "c" * 64
+    deployment.status = Deployment.Status.TORN_DOWN
+    deployment.save()
+
+    answer = signed_in(client, instructor).post(
+        f"/api/deployments/{deployment.pk}/rollback"
+    )
+
+    assert answer.status_code == HTTPStatus.CONFLICT
+    assert "is torn down" in answer.json()["detail"]
+    assert not Run.objects.exists()
 
 
 def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(

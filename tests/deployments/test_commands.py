@@ -27,6 +27,19 @@ def test_deploy_example_refuses_an_unknown_account(db):
         call_command("deploy_example", FLAGSHIP, "--as", "nobody", stdout=StringIO())
 
 
+@pytest.mark.parametrize("timeout", ["-5", "0", "nan", "soon"])
+def test_deploy_example_refuses_a_timeout_that_is_no_wait_before_queueing(
+    instructor, timeout
+):
+    with pytest.raises(CommandError, match="is not a number of seconds above 0"):
+        call_command(
+            "deploy_example", FLAGSHIP, "--as", "grace", "--follow",
+            "--timeout", timeout, stdout=StringIO(),
+        )  # fmt: skip
+
+    assert not Run.objects.exists()
+
+
 def test_registry_status_says_it_answers(deployments_home):
     output = StringIO()
 

@@ -41,6 +41,7 @@ def refused_rules(examples: Path, text: str) -> list[str]:
         "['docker_host=tcp://10.0.0.1:2375']",
         "[DOCKER_HOST]",
         "{' DOCKER_HOST ': tcp://10.0.0.1:2375}",
+        "{'DOCKER_HOST=tcp://10.0.0.1:2375': ''}",
     ],
 )
 def test_a_docker_host_variable_is_refused_however_the_environment_is_written(
@@ -205,3 +206,106 @@ def test_options_the_policy_refuses_still_reach_it_and_name_its_rule(
     examples, run, rule
 ):
     assert refused_rules(examples, f"run: {run}\n") == [rule]
+
+
+@pytest.mark.parametrize(
+    "target", ["/etc/hostname", "../../manifest.yaml", "../..", "/nonexistent"]
+)
+def test_a_link_leading_out_of_the_build_context_makes_the_example_invalid(
+    examples, target
+):
+    slug = manifest_write(examples, "")
+    (examples / slug / "context" / "www").mkdir()
+    (examples / slug / "context" / "www" / "leak").symlink_to(target)
+
+    with pytest.raises(ExampleInvalid, match="www/leak is a symbolic link leading"):
+        example_load(slug)
+
+
+def test_a_link_within_the_build_context_is_kept(examples):
+    slug = manifest_write(examples, "")
+    (examples / slug / "context" / "index").symlink_to("Dockerfile")
+
+    assert example_load(slug).slug == slug
+
+
+def test_a_build_context_that_is_a_link_makes_the_example_invalid(examples, tmp_path):
+    slug = manifest_write(examples, "")
+    elsewhere = tmp_path / "elsewhere"
+    (examples / slug / "context").rename(elsewhere)
+    (examples / slug / "context").symlink_to(elsewhere)
+
+    with pytest.raises(ExampleInvalid, match="context must be a folder"):
+        example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("resources: [64m]\n", "resources must map memory, cpus and pids"),
+        ("resources: 64m\n", "resources must map memory, cpus and pids"),
+        ("1: one\nnope: two\n", r"unknown keys \['1', 'nope'\]"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_invalid_naming_what_is_wrong(
+    examples, text, words
+):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
+
+
+def test_a_manifest_that_is_not_utf8_is_invalid(examples):
+    slug = manifest_write(examples, "")
+    (examples / slug / "manifest.yaml").write_bytes(b"title: caf\xe9\n" + b"port: 80\n")
+
+    with pytest.raises(ExampleInvalid, match="is not UTF-8 text"):
+        example_load(slug)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('user: "65534:65534\\n"\n', "user must be a numeric UID or UID:GID"),
+        ('resources: {memory: "64m\\n"}\n', "resources.memory must look like 64m"),
+        ('run_secrets: ["api_key\\n"]\n', "run_secrets must list names"),
+    ],
+)
+def test_a_value_ending_in_a_line_break_is_invalid(examples, text, words):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match=words):
+        example_load(slug)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'user: "65534:65534"\nuser: "1000:1000"\n',
+        "run: {privileged: false, privileged: true}\n",
+    ],
+)
+def test_a_key_written_twice_makes_the_manifest_invalid(examples, text):
+    slug = manifest_write(examples, text)
+
+    with pytest.raises(ExampleInvalid, match="appears twice"):
+        example_load(slug)
+
+
+def test_a_mapping_used_as_a_key_makes_the_manifest_invalid(examples):
+    slug = manifest_write(examples, "run: {[a]: b}\n")
+
+    with pytest.raises(ExampleInvalid, match="is not YAML"):
+        example_load(slug)
+
+
+def test_a_merged_mapping_may_be_overridden(examples):
+    slug = manifest_write(
+        examples,
+        "resources: {<<: {memory: 32m, pids: 16}, pids: 32}\n",
+    )
+
+    example = example_load(slug)
+
+    assert (example.memory, example.pids) == ("32m", 32)

@@ -30,7 +30,9 @@ from tests.deployments.runs import (
     PLAIN_DOCKERFILE,
     PLAIN_MANIFEST,
     example_run,
+    registry_elsewhere,
     run_wait,
+    site_password_in,
     steps_of,
 )
 
@@ -95,6 +97,43 @@ def test_leak_gate_stops_an_image_that_bakes_a_secret_in(
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert images.strip() == ""
+
+
+def test_the_docker_builder_sends_no_credentials_to_a_base_image_s_other_registry(
+    worker, instructor, examples, settings
+):
+    slug = example_write(examples, "based-elsewhere", PLAIN_DOCKERFILE, PLAIN_MANIFEST)
+
+    with registry_elsewhere() as (address, sent):
+        settings.DEPLOYMENTS_BASE_IMAGE = f"{address}/lessongraph/base:busybox"
+        run = example_run(instructor, slug, builder=Run.Builder.DOCKER)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["build"].status == Step.Status.FAILED
+    assert sent
+    assert not site_password_in(sent)
+
+
+def test_verify_finds_a_secret_value_that_docker_inspect_shows_escaped(
+    worker, instructor, examples
+):
+    # docker inspect, read as JSON, writes the value's ü and ß as \\u escapes.
+    value = "gr\u00fc\u00dfe-aus-dem-test"
+    slug = example_write(
+        examples,
+        "inspected",
+        PLAIN_DOCKERFILE,
+        PLAIN_MANIFEST
+        + "run_secrets: [api_key]\n"
+        + f"run: {{environment: {{GREETING: '{value}'}}}}\n",
+    )
+    services.secret_set(example=slug, name="api_key", value=value)
+
+    run = example_run(instructor, slug)
+
+    assert run.status == Run.Status.FAILED
+    assert steps_of(run)["verify"].status == Step.Status.FAILED
+    assert "docker inspect shows the value of api_key" in run.error
 
 
 @pytest.mark.parametrize(
@@ -286,6 +325,18 @@ def test_a_registry_that_is_down_fails_the_step_with_a_clear_message(
 
     assert run.status == Run.Status.FAILED
     assert "does not answer" in run.error
+
+
+def test_a_signature_looked_up_while_the_registry_is_down_says_what_to_do(settings):
+    settings.DEPLOYMENTS_REGISTRY = "127.0.0.1:9"
+
+    with pytest.raises(registry.RegistryError) as failure:
+        registry.signature_fetch("examples/x", "sha256:" + "a" * 64)
+
+    assert str(failure.value) == (
+        "The registry at http://127.0.0.1:9 does not answer: nothing listens "
+        "there. Start it (`manage.py registry start`) and run again."
+    )
 
 
 def test_a_push_to_a_registry_that_is_down_says_so_in_plain_words(

@@ -2,14 +2,22 @@
 they keep their port and health path through a roll back, and one that
 never answers keeps the old container serving."""
 
+import secrets
 from http import HTTPStatus
 
 import requests
 
-from deployments import services
+from deployments import registry, services
 from deployments.models import Deployment, Run
+from deployments.signing import provenance_sign
 from tests.deployments.conftest import example_write
-from tests.deployments.runs import action_run, example_run, run_wait
+from tests.deployments.runs import (
+    action_run,
+    example_run,
+    registry_elsewhere,
+    run_wait,
+    site_password_in,
+)
 
 PORT = 9090
 DOCKERFILE = f"""\
@@ -105,3 +113,27 @@ def test_a_rollback_finds_an_earlier_image_of_another_repository(
     assert deployment.digest == earlier.digest
     assert deployment.previous_digest == built.digest
     assert f"{deployment.previous_repository}:run-{built.pk}" == second
+
+
+def test_a_pull_from_another_allowed_registry_is_not_sent_the_site_s_credentials(
+    worker, instructor, settings
+):
+    with registry_elsewhere() as (address, sent):
+        settings.DEPLOYMENTS_ALLOWED_REGISTRIES = [
+            settings.DEPLOYMENTS_REGISTRY,
+            address,
+        ]
+        # Signed by the site, as every image it built is.
+        digest = "sha256:" + secrets.token_hex(32)
+        registry.signature_store(
+            "examples/elsewhere",
+            digest,
+            provenance_sign({"digest": digest, "builder": "buildah", "run": 0}),
+        )
+
+        run = image_deploy(instructor, f"{address}/examples/elsewhere@{digest}")
+
+    assert run.status == Run.Status.FAILED
+    assert "pull" in run.error
+    assert sent
+    assert not site_password_in(sent)

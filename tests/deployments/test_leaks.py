@@ -3,6 +3,7 @@ lines it up, and run logs mask it the same way."""
 
 import base64
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -57,6 +58,29 @@ def test_the_leak_gate_finds_base64_of_a_value_wherever_it_starts(tmp_path, how)
     search = archive_leaks(archive, [VALUE])
 
     assert search.found == ["layer layer/layer.tar: /www/file"]
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('pa"ss\\word-1234', json.dumps({"token": 'pa"ss\\word-1234'})),
+        ("a<b>c&d-12345", '{"Env":["TOKEN=a\\u003cb\\u003ec\\u0026d-12345"]}'),
+        ("gr\u00fc\u00dfe-12345", json.dumps({"token": "gr\u00fc\u00dfe-12345"})),
+    ],
+)
+def test_the_leak_gate_finds_a_value_written_inside_json(tmp_path, value, written):
+    archive = archive_write(tmp_path, written.encode())
+
+    search = archive_leaks(archive, [value])
+
+    assert search.found == ["layer layer/layer.tar: /www/file"]
+
+
+@pytest.mark.parametrize("value", ['pa"ss\\word-1234', "gr\u00fc\u00dfe-12345"])
+def test_a_log_line_masks_a_value_written_inside_json(value):
+    line = "answered " + json.dumps({"token": value})
+
+    assert secrets_mask(line, {"api_key": value}) == f'answered {{"token": "{MASK}"}}'
 
 
 def test_the_leak_gate_passes_an_image_without_the_value(tmp_path):

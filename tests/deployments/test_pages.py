@@ -1,6 +1,7 @@
 """Deployments pages, the lesson page's panel and the workflow export."""
 
 import re
+import shutil
 import subprocess
 import time
 from http import HTTPStatus
@@ -102,10 +103,41 @@ def test_the_deployments_page_says_what_is_missing(client, instructor, monkeypat
     assert "make provision" in page
 
 
+def test_a_broken_example_is_named_on_the_deployments_page_beside_the_others(
+    client, instructor, settings, tmp_path
+):
+    shutil.copytree(settings.DEPLOYMENTS_EXAMPLES_DIR, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "broken" / "context").mkdir(parents=True)
+    (tmp_path / "broken" / "context" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "broken" / "manifest.yaml").write_text(
+        "port: 80\nhealth_path: /\nresources: [1]\n"
+    )
+    settings.DEPLOYMENTS_EXAMPLES_DIR = tmp_path
+    client.force_login(instructor)
+
+    response = client.get("/deployments/")
+
+    assert response.status_code == HTTPStatus.OK
+    page = response.content.decode()
+    assert f"/deployments/examples/{FLAGSHIP}/run" in page
+    assert "broken</strong>: broken: resources must map" in page
+
+
 def test_the_deployments_page_is_for_instructors(client, db):
     client.force_login(User.objects.create(username="Lin"))
 
     assert client.get("/deployments/").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_learner_is_told_how_an_account_becomes_an_instructor(client, db):
+    LessonFactory(slug=FLAGSHIP)
+    client.force_login(User.objects.create(username="Lin"))
+
+    lesson = client.get(f"/lessons/{FLAGSHIP}/").content.decode()
+    refused = client.get("/deployments/").content.decode()
+
+    assert "set_role NAME instructor" in lesson
+    assert "set_role NAME instructor" in refused
 
 
 def test_the_exported_workflow_passes_actionlint(tmp_path):
@@ -122,6 +154,32 @@ def test_the_exported_workflow_passes_actionlint(tmp_path):
     assert "--secret id=build_token" in text
     assert '"$IMAGE@$DIGEST"' in text
     assert "--read-only --cap-drop ALL" in text
+
+
+def test_the_exported_workflow_runs_the_container_with_the_manifest_s_options(
+    tmp_path, settings
+):
+    shutil.copytree(settings.DEPLOYMENTS_EXAMPLES_DIR, tmp_path / "examples")
+    settings.DEPLOYMENTS_EXAMPLES_DIR = tmp_path / "examples"
+    with (tmp_path / "examples" / FLAGSHIP / "manifest.yaml").open("a") as manifest:
+        manifest.write(
+            "run: {environment: {GREETING: 'hello world'}, "
+            "ports: ['127.0.0.1::8081'], ipc_mode: private, "
+            "security_opt: [apparmor=docker-default]}\n"
+        )
+    workflow = tmp_path / "deploy.yml"
+
+    workflow.write_text(workflow_export(example_load(FLAGSHIP)))
+
+    linted = subprocess.run(
+        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    text = workflow.read_text()
+    assert "--env 'GREETING=hello world'" in text
+    assert "--publish 127.0.0.1::8081" in text
+    assert "--ipc private" in text
+    assert "--security-opt apparmor=docker-default" in text
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):

@@ -95,6 +95,14 @@ def test_rule_docker_host_refuses_a_docker_host_variable(name):
     assert refused_rules(environment={name: "tcp://10.0.0.1:2375"}) == ["docker-host"]
 
 
+def test_rule_docker_host_refuses_a_name_that_carries_its_own_value():
+    # The engine is given "DOCKER_HOST=tcp://10.0.0.1:2375=" and sets
+    # DOCKER_HOST.
+    environment = {"DOCKER_HOST=tcp://10.0.0.1:2375": ""}
+
+    assert refused_rules(environment=environment) == ["docker-host"]
+
+
 @pytest.mark.parametrize("binding", ["8080:8080", "0.0.0.0:8080:8080", ":::8080:8080"])
 def test_rule_ports_all_interfaces_refuses_ports_beyond_loopback(binding):
     assert refused_rules(port_bindings=[binding]) == ["ports-all-interfaces"]

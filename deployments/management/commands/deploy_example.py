@@ -1,5 +1,5 @@
 import time
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,6 +10,16 @@ from deployments import services
 from deployments.models import Run, Step
 
 POLL_SECONDS = 0.3
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
 
 
 class Command(BaseCommand):
@@ -32,7 +42,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--follow", action="store_true")
         parser.add_argument(
-            "--timeout", type=float, default=600, help="seconds --follow waits"
+            "--timeout", type=_seconds, default=600, help="seconds --follow waits"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
