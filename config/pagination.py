@@ -19,7 +19,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
     def paginate_queryset(
         self, queryset: Any, request: Request, view: APIView | None = None
     ) -> list[Any] | None:
-        single_parameter(request.query_params, self.page_query_param)
+        page = single_parameter(request.query_params, self.page_query_param)
+        if page and page not in self.last_page_strings and not is_whole_number(page):
+            # int() would read other scripts' digits (U+0661 is 1).
+            raise ApplicationError(
+                "Bad query parameter page: give a number in digits 0-9."
+            )
         size = single_parameter(request.query_params, self.page_size_query_param)
         if size is not None and (not is_whole_number(size) or int(size) < 1):
             raise ApplicationError(

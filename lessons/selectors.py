@@ -28,13 +28,23 @@ from lessons.models import (
 MAX_CATALOGUE_TAGS = 20
 
 
+class WholeNumberField(forms.IntegerField):
+    """An integer in the digits 0-9: int(), and so IntegerField, also read
+    other scripts' digits (U+0661, an Arabic-Indic one, is 1)."""
+
+    def to_python(self, value: Any) -> int | None:
+        if value not in self.empty_values and not is_whole_number(str(value).strip()):
+            raise forms.ValidationError("Give a number in digits 0-9.", code="invalid")
+        return super().to_python(value)
+
+
 class CatalogueFilters(forms.Form):
     """The catalogue's query parameters, shared by the page and the API.
     ``tag`` may be given several times; every tag must match."""
 
     search = forms.CharField(required=False, max_length=200, strip=True)
     topic = forms.CharField(required=False, max_length=200)
-    depth = forms.IntegerField(required=False, min_value=MIN_DEPTH, max_value=MAX_DEPTH)
+    depth = WholeNumberField(required=False, min_value=MIN_DEPTH, max_value=MAX_DEPTH)
     price = forms.ChoiceField(
         required=False, choices=[("", "Any price"), ("free", "Free"), ("paid", "Paid")]
     )

@@ -6,6 +6,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from config.errors import ApplicationError
+from config.parsing import is_whole_number
 from lessons import caching, picture, selectors
 from lessons.graph import LearningPath
 from lessons.models import Tag
@@ -16,8 +17,12 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     filters = selectors.catalogue_filters(request.GET)
     lessons = selectors.lesson_catalogue(**filters)
     paginator = Paginator(lessons, settings.LESSONS_CATALOGUE_PAGE_SIZE)
+    number = request.GET.get("page") or "1"
+    if not is_whole_number(number):
+        # The paginator's int() would read U+0661 (an Arabic-Indic one) as 1.
+        raise ApplicationError("Bad query parameter page: give a number in digits 0-9.")
     try:
-        page = paginator.page(request.GET.get("page") or 1)
+        page = paginator.page(number)
     except (PageNotAnInteger, EmptyPage) as error:
         raise ApplicationError(f"Bad query parameter page: {error}") from error
 

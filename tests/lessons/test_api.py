@@ -170,7 +170,9 @@ def test_openapi_schema_and_docs_are_served(client):
     [
         "page_size=%C2%B2",
         "page=%C2%B2",
+        "page=%D9%A1",
         "depth=%C2%B2",
+        "depth=%D9%A1",
         "depth=3&depth=4",
         "topic=nowhere",
         "search=a&search=b",

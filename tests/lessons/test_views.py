@@ -81,6 +81,9 @@ def test_catalogue_paginates(client, settings):
         ({"page": "0"}, "page"),
         ({"page": "abc"}, "page"),
         ({"page": "40"}, "page"),
+        # Digits of another script, which int() reads: U+0661 is 1.
+        ({"depth": "\u0661"}, "depth"),
+        ({"page": "\u0661"}, "page"),
     ],
 )
 def test_bad_catalogue_parameters_get_400_with_a_message(client, params, message):
