@@ -40,6 +40,23 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_number[Number: (int, float)](
+    name: str, default: Number, kind: type[Number]
+) -> Number:
+    """A number from the environment; one that is not a number of that
+    kind stops the site naming the variable, not with a bare ValueError."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return kind(default)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be {'a whole number' if kind is int else 'a number'}, "
+            f"got {value!r}"
+        ) from None
+
+
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
 
 ENVIRONMENT = os.environ.get("DJANGO_ENV", "development")
@@ -118,7 +135,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{DATA_DIR / 'lessongraph.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_max_age=env_number("DATABASE_CONN_MAX_AGE", 60, int),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -142,9 +159,9 @@ LOGIN_URL = "accounts:signin"
 WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "localhost")
 WEBAUTHN_RP_NAME = os.environ.get("WEBAUTHN_RP_NAME", "Lessongraph")
 WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"])
-WEBAUTHN_CHALLENGE_SECONDS = int(os.environ.get("WEBAUTHN_CHALLENGE_SECONDS", "180"))
+WEBAUTHN_CHALLENGE_SECONDS = env_number("WEBAUTHN_CHALLENGE_SECONDS", 180, int)
 # How long a passkey assertion counts as fresh for sensitive actions.
-ACCOUNTS_REAUTH_SECONDS = int(os.environ.get("ACCOUNTS_REAUTH_SECONDS", "300"))
+ACCOUNTS_REAUTH_SECONDS = env_number("ACCOUNTS_REAUTH_SECONDS", 300, int)
 # Passkey answers (sign-up, sign-in, re-authentication, new passkeys) and
 # requests for options, each per client address (accounts/limits.py).
 ACCOUNTS_CEREMONY_RATE = os.environ.get("ACCOUNTS_CEREMONY_RATE", "30/m")
@@ -276,7 +293,7 @@ LESSONS_BUNDLED_DIR = BASE_DIR / "lessons" / "content"
 LESSONS_CATALOGUE_PAGE_SIZE = 12
 LESSONS_NEIGHBOURHOOD_MAX_DEPTH = 3
 # Lesson pages are cached per content version (see lessons/caching.py).
-LESSONS_PAGE_CACHE_SECONDS = int(os.environ.get("LESSONS_PAGE_CACHE_SECONDS", "600"))
+LESSONS_PAGE_CACHE_SECONDS = env_number("LESSONS_PAGE_CACHE_SECONDS", 600, int)
 # The picture stays legible; the list under it names every neighbour.
 LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT = 40
 
@@ -284,20 +301,18 @@ LESSONS_NEIGHBOURHOOD_PICTURE_LIMIT = 40
 # (lessons/arxiv_client.py). Tests and operators may point ARXIV_API_URL
 # at a mirror speaking the same Atom API.
 ARXIV_API_URL = os.environ.get("ARXIV_API_URL", "https://export.arxiv.org/api/query")
-ARXIV_TIMEOUT_SECONDS = float(os.environ.get("ARXIV_TIMEOUT_SECONDS", "20"))
+ARXIV_TIMEOUT_SECONDS = env_number("ARXIV_TIMEOUT_SECONDS", 20, float)
 # arXiv asks for at most one request every three seconds from the whole
 # site: every worker takes turns under one lock in the database.
-ARXIV_REQUEST_INTERVAL_SECONDS = float(
-    os.environ.get("ARXIV_REQUEST_INTERVAL_SECONDS", "3")
-)
-ARXIV_BATCH_SIZE = int(os.environ.get("ARXIV_BATCH_SIZE", "50"))
+ARXIV_REQUEST_INTERVAL_SECONDS = env_number("ARXIV_REQUEST_INTERVAL_SECONDS", 3, float)
+ARXIV_BATCH_SIZE = env_number("ARXIV_BATCH_SIZE", 50, int)
 # Answers 429, 502, 503 and 504 and timeouts are retried this many times,
 # after pauses doubling from ARXIV_BACKOFF_SECONDS (or Retry-After).
-ARXIV_RETRIES = int(os.environ.get("ARXIV_RETRIES", "3"))
-ARXIV_BACKOFF_SECONDS = float(os.environ.get("ARXIV_BACKOFF_SECONDS", "5"))
-ARXIV_BACKOFF_MAX_SECONDS = float(os.environ.get("ARXIV_BACKOFF_MAX_SECONDS", "60"))
+ARXIV_RETRIES = env_number("ARXIV_RETRIES", 3, int)
+ARXIV_BACKOFF_SECONDS = env_number("ARXIV_BACKOFF_SECONDS", 5, float)
+ARXIV_BACKOFF_MAX_SECONDS = env_number("ARXIV_BACKOFF_MAX_SECONDS", 60, float)
 # Celery beat refreshes every paper this often (config/celery.py).
-PAPERS_REFRESH_SECONDS = int(os.environ.get("PAPERS_REFRESH_SECONDS", "86400"))
+PAPERS_REFRESH_SECONDS = env_number("PAPERS_REFRESH_SECONDS", 86400, int)
 
 # x402 payments. No public chain is reachable from here: the site's own
 # facilitator settles on a ledger in the database, on a local EVM chain id.
@@ -309,7 +324,7 @@ X402_ASSET_ADDRESS = os.environ.get(
 X402_ASSET_NAME = "Lessongraph AIN"
 X402_ASSET_VERSION = "1"
 X402_ASSET_DECIMALS = 18
-X402_CLOCK_SKEW_SECONDS = int(os.environ.get("X402_CLOCK_SKEW_SECONDS", "5"))
+X402_CLOCK_SKEW_SECONDS = env_number("X402_CLOCK_SKEW_SECONDS", 5, int)
 
 # Selling gated lessons' bodies (payments/gate.py, payments/offers.py).
 # Where sales are paid. The development default is a fixed address that
@@ -318,13 +333,13 @@ X402_CLOCK_SKEW_SECONDS = int(os.environ.get("X402_CLOCK_SKEW_SECONDS", "5"))
 X402_DEVELOPMENT_PAY_TO = "0x5173000000000000000000000000000000000402"
 X402_SITE_PAY_TO = os.environ.get("X402_SITE_PAY_TO", X402_DEVELOPMENT_PAY_TO)
 # How long a signed payment may stay usable, as offered to payers.
-X402_MAX_TIMEOUT_SECONDS = int(os.environ.get("X402_MAX_TIMEOUT_SECONDS", "300"))
+X402_MAX_TIMEOUT_SECONDS = env_number("X402_MAX_TIMEOUT_SECONDS", 300, int)
 # Empty: the site's own facilitator is called in-process. A URL (such as
 # https://pay.example/facilitator): the facilitator there, over HTTP. This
 # site's own /facilitator works too, given more than one worker to answer.
 X402_FACILITATOR_URL = os.environ.get("X402_FACILITATOR_URL", "")
-X402_FACILITATOR_TIMEOUT_SECONDS = float(
-    os.environ.get("X402_FACILITATOR_TIMEOUT_SECONDS", "10")
+X402_FACILITATOR_TIMEOUT_SECONDS = env_number(
+    "X402_FACILITATOR_TIMEOUT_SECONDS", 10, float
 )
 X402_PAYMENT_HEADER_MAX_BYTES = 16 * 1024
 # Paying programs may run in a page of another site (django-cors-headers):
@@ -384,26 +399,22 @@ DEPLOYMENTS_SECRETS_KEY = os.environ.get("DEPLOYMENTS_SECRETS_KEY", "")
 # Empty: a key file made under DEPLOYMENTS_DIR, in development only.
 DEPLOYMENTS_SIGNING_KEY = os.environ.get("DEPLOYMENTS_SIGNING_KEY", "")
 DEPLOYMENTS_BASE_IMAGE = f"{DEPLOYMENTS_REGISTRY}/lessongraph/base:busybox"
-DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS = int(
-    os.environ.get("DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS", "60")
+DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS = env_number(
+    "DEPLOYMENTS_ENGINE_TIMEOUT_SECONDS", 60, int
 )
-DEPLOYMENTS_BUILD_TIMEOUT_SECONDS = int(
-    os.environ.get("DEPLOYMENTS_BUILD_TIMEOUT_SECONDS", "300")
+DEPLOYMENTS_BUILD_TIMEOUT_SECONDS = env_number(
+    "DEPLOYMENTS_BUILD_TIMEOUT_SECONDS", 300, int
 )
 DEPLOYMENTS_REGISTRY_TIMEOUT_SECONDS = 10
-DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = int(
-    os.environ.get("DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS", "30")
+DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS = env_number(
+    "DEPLOYMENTS_HEALTH_TIMEOUT_SECONDS", 30, int
 )
 # A running run whose worker has not reported for this long is failed and
 # cleaned up by the reconciliation.
-DEPLOYMENTS_RUN_STALE_SECONDS = int(
-    os.environ.get("DEPLOYMENTS_RUN_STALE_SECONDS", "120")
-)
+DEPLOYMENTS_RUN_STALE_SECONDS = env_number("DEPLOYMENTS_RUN_STALE_SECONDS", 120, int)
 # A queued run no worker has taken for this long is failed (by the
 # reconciliation, or by the next start of the same subject and target).
-DEPLOYMENTS_RUN_QUEUED_SECONDS = int(
-    os.environ.get("DEPLOYMENTS_RUN_QUEUED_SECONDS", "600")
-)
+DEPLOYMENTS_RUN_QUEUED_SECONDS = env_number("DEPLOYMENTS_RUN_QUEUED_SECONDS", 600, int)
 DEPLOYMENTS_RUN_TIME_LIMIT_SECONDS = 900
 # Names this site's containers and local images, and labels them, so that
 # several sites (or test sessions) can share one engine.

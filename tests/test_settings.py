@@ -1,4 +1,5 @@
-"""Production settings refuse to start with development defaults."""
+"""Settings refuse to start on development defaults in production, and on
+values they cannot read."""
 
 import os
 import subprocess
@@ -54,3 +55,25 @@ def test_unknown_environment_name_is_refused():
     result = start_django(DJANGO_ENV="staging")
 
     assert "DJANGO_ENV must be 'development' or 'production'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("X402_MAX_TIMEOUT_SECONDS", "abc", "must be a whole number, got 'abc'"),
+        ("ARXIV_BATCH_SIZE", "2.5", "must be a whole number, got '2.5'"),
+        ("ARXIV_TIMEOUT_SECONDS", "soon", "must be a number, got 'soon'"),
+    ],
+)
+def test_a_number_setting_that_is_not_one_is_refused_by_name(name, value, message):
+    result = start_django(**{name: value})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} {message}" in result.stderr
+    assert "ValueError" not in result.stderr
+
+
+def test_a_number_setting_left_empty_takes_its_default():
+    result = start_django(X402_MAX_TIMEOUT_SECONDS="")
+
+    assert result.returncode == 0, result.stderr
