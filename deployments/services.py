@@ -286,6 +286,12 @@ def example_secret_set(*, account: User, example: str, name: str, value: str) ->
 def secret_set(*, example: str, name: str, value: str) -> Secret:
     if not 8 <= len(value) <= 4096:
         raise ApplicationError("A secret value is 8 to 4096 characters.")
+    if value != value.strip():
+        # A pasted line break would slip into the file the service reads,
+        # and a value of spaces alone would match all over every image.
+        raise ApplicationError(
+            "A secret value does not begin or end with a space, tab or line break."
+        )
     if name not in example_load(example).secret_names:
         raise ApplicationError(f"The example {example} needs no secret {name!r}.")
     secret, _ = Secret.objects.update_or_create(

@@ -78,6 +78,8 @@ def test_learners_cannot_set_a_secret(client, instructor):
         ("api_key", "short", HTTPStatus.BAD_REQUEST, "8 to 4096 characters"),
         ("api_key", "x" * 4097, HTTPStatus.BAD_REQUEST, "8 to 4096 characters"),
         ("password", CHOSEN, HTTPStatus.BAD_REQUEST, "needs no secret"),
+        ("api_key", "\u3000" * 8, HTTPStatus.BAD_REQUEST, "begin or end with a space"),
+        ("api_key", CHOSEN + "\n", HTTPStatus.BAD_REQUEST, "begin or end with a space"),
     ],
 )
 def test_a_value_or_name_the_example_cannot_take_is_refused_on_the_page(
