@@ -80,6 +80,23 @@ class _ManifestLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 reads digits joined by colons as one base-60 number: an unquoted
+# port binding 80:80 would come through as 4880. The manifest takes
+# integers as YAML 1.2 writes them, so 80:80 stays the text it looks like.
+_INTEGER = "tag:yaml.org,2002:int"
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _INTEGER]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ManifestLoader.add_implicit_resolver(
+    _INTEGER,
+    re.compile(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    ),
+    list("-+0123456789"),
+)
+
+
 @dataclass(frozen=True)
 class Example:
     slug: str
