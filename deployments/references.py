@@ -45,6 +45,11 @@ def reference_parse(text: str) -> ImageReference:
     if not text or len(text) > 512 or text != text.strip():
         raise ReferenceInvalid("An image reference is 1 to 512 characters, no spaces.")
     rest, _, digest = text.partition("@")
+    if digest and "/" not in rest and "/" in digest:
+        raise ReferenceInvalid(
+            f"{rest!r} before @ reads as a user name, which an image reference "
+            "cannot carry: give registry/repository[:tag][@sha256:digest]."
+        )
     if digest and not DIGEST.fullmatch(digest):
         raise ReferenceInvalid(f"{digest!r} is not a sha256 digest.")
     first, slash, path = rest.partition("/")

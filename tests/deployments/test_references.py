@@ -29,3 +29,11 @@ def test_a_reference_by_digest_is_read_into_its_parts():
         "examples/service",
         DIGEST,
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["user@127.0.0.1:5031/x:1", "user:pass@127.0.0.1:5031/x@" + DIGEST]
+)
+def test_a_user_name_before_the_registry_is_refused_saying_so(text):
+    with pytest.raises(ReferenceInvalid, match="reads as a user name"):
+        reference_parse(text)
