@@ -140,16 +140,19 @@ def test_a_learner_is_told_how_an_account_becomes_an_instructor(client, db):
     assert "set_role NAME instructor" in refused
 
 
-def test_the_exported_workflow_passes_actionlint(tmp_path):
-    workflow = tmp_path / "deploy.yml"
-    workflow.write_text(workflow_export(example_load(FLAGSHIP)))
+def actionlint(folder: Path, workflow: str) -> subprocess.CompletedProcess[str]:
+    """Lint ``workflow`` as a file of ``folder``."""
+    path = folder / "deploy.yml"
+    path.write_text(workflow)
+    return subprocess.run([str(ACTIONLINT), str(path)], capture_output=True, text=True)
 
-    linted = subprocess.run(
-        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
-    )
+
+def test_the_exported_workflow_passes_actionlint(tmp_path):
+    text = workflow_export(example_load(FLAGSHIP))
+
+    linted = actionlint(tmp_path, text)
 
     assert linted.returncode == 0, linted.stdout + linted.stderr
-    text = workflow.read_text()
     assert "buildah bud" in text
     assert "--secret id=build_token" in text
     assert '"$IMAGE@$DIGEST"' in text
@@ -167,15 +170,11 @@ def test_the_exported_workflow_runs_the_container_with_the_manifest_s_options(
             "ports: ['127.0.0.1::8081'], ipc_mode: private, "
             "security_opt: [apparmor=docker-default]}\n"
         )
-    workflow = tmp_path / "deploy.yml"
 
-    workflow.write_text(workflow_export(example_load(FLAGSHIP)))
+    text = workflow_export(example_load(FLAGSHIP))
 
-    linted = subprocess.run(
-        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
-    )
+    linted = actionlint(tmp_path, text)
     assert linted.returncode == 0, linted.stdout + linted.stderr
-    text = workflow.read_text()
     assert "--env 'GREETING=hello world'" in text
     assert "--publish 127.0.0.1::8081" in text
     assert "--ipc private" in text
@@ -183,17 +182,11 @@ def test_the_exported_workflow_runs_the_container_with_the_manifest_s_options(
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
-    workflow = tmp_path / "deploy.yml"
     broken = workflow_export(example_load(FLAGSHIP)).replace(
         "needs.build.outputs.digest", "needs.biuld.outputs.digest"
     )
-    workflow.write_text(broken)
 
-    linted = subprocess.run(
-        [str(ACTIONLINT), str(workflow)], capture_output=True, text=True
-    )
-
-    assert linted.returncode != 0
+    assert actionlint(tmp_path, broken).returncode != 0
 
 
 def owned_deployment(owner: User) -> Deployment:
