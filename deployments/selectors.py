@@ -57,6 +57,25 @@ def example_for_lesson(*, slug: str) -> Example | None:
         return None
 
 
+def runs_as_json(runs: QuerySet[Run], *, account: "User") -> list[dict[str, Any]]:
+    """``run_as_json`` of each run, in three queries however many there are."""
+    runs_read = list(runs.prefetch_related("steps"))
+    deployments = {
+        (deployment.name, deployment.target): deployment
+        for deployment in Deployment.objects.filter(
+            name__in={run.subject for run in runs_read}
+        ).select_related("owner")
+    }
+    return [
+        _run_json(
+            run,
+            deployment=deployments.get((run.subject, run.target)),
+            account=account,
+        )
+        for run in runs_read
+    ]
+
+
 def run_as_json(run: Run, *, account: "User | None" = None) -> dict[str, Any]:
     """A run and its steps as the run page and the API show them; given the
     account asking, its deployment says whether that account may act on it.
@@ -67,6 +86,12 @@ def run_as_json(run: Run, *, account: "User | None" = None) -> dict[str, Any]:
         .select_related("owner")
         .first()
     )
+    return _run_json(run, deployment=deployment, account=account)
+
+
+def _run_json(
+    run: Run, *, deployment: Deployment | None, account: "User | None"
+) -> dict[str, Any]:
     steps = list(run.steps.all())
     failed = [step.name for step in steps if step.status == Step.Status.FAILED]
     return {

@@ -155,10 +155,7 @@ class RunsView(APIView):
     def get(self, request: Request) -> Response:
         account = _account(request)
         return Response(
-            [
-                selectors.run_as_json(run, account=account)
-                for run in selectors.runs_recent()
-            ]
+            selectors.runs_as_json(selectors.runs_recent(), account=account)
         )
 
 

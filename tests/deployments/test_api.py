@@ -6,7 +6,9 @@ from http import HTTPStatus
 
 import pytest
 import requests
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from accounts.reauth import SESSION_KEY
@@ -559,3 +561,33 @@ def test_a_run_says_whether_the_one_asking_may_act_on_its_deployment(
 
     assert as_owner.json()["deployment"]["managed"] is True
     assert as_colleague.json()["deployment"]["managed"] is False
+
+
+def finished_runs(account: User, count: int) -> None:
+    for number in range(count):
+        run = Run.objects.create(
+            kind=Run.Kind.EXAMPLE,
+            subject=f"example-{number % 3}",
+            example=f"example-{number % 3}",
+            started_by=account,
+            status=Run.Status.SUCCEEDED,
+        )
+        for position, name in enumerate(("check", "build"), start=1):
+            run.steps.create(position=position, name=name)
+
+
+def test_the_list_of_runs_costs_the_same_queries_however_many_runs(
+    client, instructor, django_assert_num_queries
+):
+    signed_in(client, instructor)
+    flagship_recorded(instructor)
+    finished_runs(instructor, 2)
+    with CaptureQueriesContext(connection) as few:
+        assert len(client.get("/api/deployments/runs/").json()) == 2
+
+    finished_runs(instructor, 10)
+    with django_assert_num_queries(len(few.captured_queries)):
+        listed = client.get("/api/deployments/runs/").json()
+
+    assert len(listed) == 12
+    assert [step["name"] for step in listed[0]["steps"]] == ["check", "build"]
