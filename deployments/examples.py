@@ -128,7 +128,11 @@ class Example:
         for path in sorted([self.folder / "manifest.yaml", *self.context.rglob("*")]):
             if path.is_file():
                 digest.update(str(path.relative_to(self.folder)).encode() + b"\0")
-                digest.update(path.read_bytes() + b"\0")
+                # In pieces: a context may hold files larger than memory.
+                with path.open("rb") as file:
+                    while piece := file.read(1 << 20):
+                        digest.update(piece)
+                digest.update(b"\0")
         return digest.hexdigest()
 
     def container_spec(self, *, image: str, name: str) -> ContainerSpec:

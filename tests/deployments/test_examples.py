@@ -330,3 +330,18 @@ def test_an_unquoted_port_binding_is_judged_as_written_not_as_a_base_60_number(
     assert refused_rules(examples, "run: {ports: [80:80]}\n") == [
         "ports-all-interfaces"
     ]
+
+
+def test_the_source_hash_follows_every_file_s_name_and_content(examples):
+    slug = manifest_write(examples, "")
+    context = examples / slug / "context"
+    (context / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB, in pieces
+    first = example_load(slug).source_hash()
+
+    assert example_load(slug).source_hash() == first
+    (context / "big.bin").write_bytes(bytes(range(256)) * 8192 + b"!")
+    changed = example_load(slug).source_hash()
+    (context / "big.bin").rename(context / "other.bin")
+    renamed = example_load(slug).source_hash()
+
+    assert len({first, changed, renamed}) == 3
