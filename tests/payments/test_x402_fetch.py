@@ -1,6 +1,11 @@
 """x402_fetch's refusals before anything is paid. Buying through it, with
 a live server, is in test_gate_live.py."""
 
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -57,3 +62,39 @@ def test_unreachable_url_is_reported(tmp_path):
 
     with pytest.raises(CommandError, match="Cannot fetch"):
         fetch(closed_port_url() + "/api/lessons/a/content", "--key-file", str(key_file))
+
+
+class MalformedOffer(BaseHTTPRequestHandler):
+    """Answers every request 402 with an offer whose accepts is not a list."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"x402Version": 2, "accepts": "nope"}).encode()
+        self.send_response(402)
+        self.send_header("PAYMENT-REQUIRED", base64.b64encode(body).decode())
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_offer_the_client_cannot_read_is_named_field_by_field(tmp_path):
+    key_file = tmp_path / "wallet.key"
+    wallet_create(key_file=key_file)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MalformedOffer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(CommandError) as refused:
+            fetch(
+                f"http://127.0.0.1:{server.server_port}/x", "--key-file", str(key_file)
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert str(refused.value) == (
+        "Not paid: the server's payment offer (PAYMENT-REQUIRED) is malformed: "
+        "accepts: Input should be a valid list."
+    )

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import pydantic
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
@@ -86,7 +87,7 @@ class Command(BaseCommand):
                     f"Pass --max-amount {token.text_from_units(price).removesuffix(suffix)} "
                     "to pay it."
                 ) from None
-            raise CommandError(f"Not paid: {error}") from None
+            raise CommandError(f"Not paid: {_payment_error_text(error)}") from None
         except requests.RequestException as error:
             raise CommandError(f"Cannot fetch {url}: {error}") from None
         if response.status_code == 402:
@@ -161,6 +162,21 @@ def _seconds(text: str) -> float:
             f"{text!r} is not a number of seconds above zero, such as 30 or 2.5."
         )
     return seconds
+
+
+def _payment_error_text(error: PaymentError) -> str:
+    """Why the official client did not pay; an offer it could not read is
+    named as such, field by field, without pydantic's own wording around."""
+    cause = error.__cause__
+    if isinstance(cause, pydantic.ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc'])) or 'the offer'}: {problem['msg']}"
+            for problem in cause.errors()[:5]
+        )
+        return (
+            f"the server's payment offer (PAYMENT-REQUIRED) is malformed: {problems}."
+        )
+    return str(error)
 
 
 def _account_read(key_file: Path) -> LocalAccount:
