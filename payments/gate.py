@@ -227,6 +227,8 @@ def _sell(
     except AuthenticationFailed as error:
         response = JsonResponse({"detail": str(error.detail)}, status=401)
         response["WWW-Authenticate"] = BearerTokenAuthentication.keyword
+        # Like every answer of a sold resource that is not the body itself.
+        response["Cache-Control"] = "no-store"
         return response
     paying = request.method != "HEAD" and _payment_sent(request)
     answers = FacilitatorAnswers()

@@ -540,6 +540,7 @@ def test_a_revoked_token_is_refused_with_401(buyer, learner, lesson):
 
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response["WWW-Authenticate"] == "Bearer"
+    assert response["Cache-Control"] == "no-store"
 
 
 @pytest.mark.django_db
