@@ -1,9 +1,19 @@
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import ForeignKey, QuerySet
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    ForeignKey,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from lessons.arxiv_client import ArxivIdError, arxiv_id_parse
 from lessons.models import Edge, Lesson, LessonTag, Paper, Tag, Topic, split_arxiv_id
@@ -98,6 +108,35 @@ class LessonAdmin(admin.ModelAdmin[Lesson]):
     @admin.display(description="Price", ordering="price")
     def price_shown(self, lesson: Lesson) -> str:
         return lesson.price_display
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lesson]:
+        """Each lesson knows whether the viewer may open it, for its title."""
+        opens = (
+            Value(True)
+            if edits_every_lesson(request)
+            else ExpressionWrapper(
+                Q(author_id=request.user.pk), output_field=BooleanField()
+            )
+        )
+        return super().get_queryset(request).annotate(opens=opens)
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        return ["title_opened", *self.list_display[1:]]
+
+    def get_list_display_links(  # type: ignore[override]
+        self, request: HttpRequest, list_display: Sequence[Any]
+    ) -> None:
+        # None: no column links by itself; the title links where it may.
+        return None
+
+    @admin.display(description="Title", ordering="title")
+    def title_opened(self, lesson: Lesson) -> str:
+        """A link to the lesson's page here where the viewer may open it;
+        another author's lesson is named only."""
+        if getattr(lesson, "opens", False):
+            url = reverse("admin:lessons_lesson_change", args=[lesson.pk])
+            return format_html('<a href="{}">{}</a>', url, lesson.title)
+        return format_html("{} <small>(another author's)</small>", lesson.title)
 
     def has_view_permission(
         self, request: HttpRequest, obj: Lesson | None = None

@@ -209,11 +209,26 @@ def test_an_instructor_cannot_delete_another_authors_lesson(client, sold_by_anot
     assert Lesson.objects.filter(pk=sold_by_another.pk).exists()
 
 
-def test_an_instructor_still_lists_every_lesson(client, sold_by_another):
+def test_an_instructor_still_lists_every_lesson_linking_only_their_own(
+    client, sold_by_another
+):
+    own = LessonFactory.create(author=User.objects.get(username="Linus"))
+
     response = client.get("/admin/lessons/lesson/")
 
     assert response.status_code == HTTPStatus.OK
-    assert sold_by_another.title in response.content.decode()
+    page = response.content.decode()
+    assert sold_by_another.title in page
+    assert f"/admin/lessons/lesson/{sold_by_another.pk}/change/" not in page
+    assert f"/admin/lessons/lesson/{own.pk}/change/" in page
+
+
+def test_staff_list_every_lesson_with_a_link(client, staff, sold_by_another):
+    client.force_login(staff)
+
+    page = client.get("/admin/lessons/lesson/").content.decode()
+
+    assert f"/admin/lessons/lesson/{sold_by_another.pk}/change/" in page
 
 
 def test_an_instructor_changes_their_own_lesson_and_stays_its_author(client):
