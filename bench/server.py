@@ -85,6 +85,7 @@ def server_start(
         sys.executable, "-m", "gunicorn", "config.wsgi:application",
         "--workers", "2", "--worker-class", "sync",
         "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
+        "--no-control-socket",  # gunicorn 27's default one is shared per user
     ]  # fmt: skip
     # A process group of its own, so that stopping it reaches the workers.
     return subprocess.Popen(

@@ -51,7 +51,12 @@ def facilitator_url(transactional_db, tmp_path) -> Iterator[str]:
     process = server_start(
         [sys.executable, "manage.py", "facilitator_serve",
          "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        environment={**os.environ, "DATABASE_URL": database_url(), "DEBUG": "false"},
+        environment={
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DEBUG": "false",
+            "HOME": str(tmp_path / "home"),
+        },
         ready_url=f"{url}/health/live",
         log=tmp_path / "facilitator.log",
     )  # fmt: skip
@@ -78,6 +83,13 @@ def test_the_official_client_settles_through_the_process(
     assert Transfer.objects.get(transaction=settled.transaction).units == PRICE
     assert replayed.error_reason == "invalid_exact_evm_nonce_already_used"
     assert balance_of(token=token, address=payer.address) == ONE_AIN - PRICE
+
+
+def test_the_process_opens_no_control_socket_other_processes_share(
+    facilitator_url, tmp_path
+):
+    # gunicorn's default one is ~/.gunicorn/gunicorn.ctl, one per user.
+    assert not (tmp_path / "home" / ".gunicorn").exists()
 
 
 def test_the_process_answers_only_the_facilitator_api(facilitator_url):

@@ -42,6 +42,9 @@ class Command(BaseCommand):
             str(options["workers"]),
             "--access-logfile",
             "-",
+            # gunicorn 27 opens one control socket per user by default
+            # (~/.gunicorn/gunicorn.ctl), which every instance would share.
+            "--no-control-socket",
             "config.wsgi:application",
         ]
         self.stdout.write(f"The facilitator is at http://{options['bind']}/")
