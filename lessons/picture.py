@@ -12,6 +12,13 @@ HEIGHT = 500
 MARGIN_X = 215
 MARGIN_Y = 50
 LABEL_LENGTH = 28
+# The shortest label worth showing, and the width of one character of the
+# labels' 12px font, about, for a label's room on a crowded ring.
+LABEL_LENGTH_MIN = 6
+CHARACTER_WIDTH = 7.0
+# How much further out every other label above and below the centre goes,
+# so that neighbours' labels there take two rows.
+STAGGER = 15
 
 
 @dataclass(frozen=True)
@@ -21,14 +28,22 @@ class PlacedLesson:
     y: float
     hop: int
     angle: float = 0.0
+    # Characters a label centred above or below may take; outer, one pushed
+    # further out than its neighbours'; reach, how far the ring reaches above
+    # and below the centre.
+    room: int = LABEL_LENGTH
+    outer: bool = False
+    reach: float = 0.0
 
     @property
     def label_position(self) -> tuple[float, float, str]:
-        return label_position(self.x, self.y, self.hop, self.angle)
+        return label_position(
+            self.x, self.y, self.hop, self.angle, self.outer, self.reach
+        )
 
     @property
     def label(self) -> str:
-        return shortened(self.lesson.title)
+        return label_of(self.lesson.title, self.angle, self.hop, self.room)
 
 
 @dataclass(frozen=True)
@@ -40,14 +55,21 @@ class PlacedPaper:
     y: float
     hop: int
     angle: float = 0.0
+    room: int = LABEL_LENGTH
+    outer: bool = False
+    reach: float = 0.0
 
     @property
     def label_position(self) -> tuple[float, float, str]:
-        return label_position(self.x, self.y, self.hop, self.angle)
+        return label_position(
+            self.x, self.y, self.hop, self.angle, self.outer, self.reach
+        )
 
     @property
     def label(self) -> str:
-        return shortened(self.paper.title or str(self.paper))
+        return label_of(
+            self.paper.title or str(self.paper), self.angle, self.hop, self.room
+        )
 
     @property
     def corner(self) -> tuple[float, float]:
@@ -55,11 +77,24 @@ class PlacedPaper:
         return round(self.x - 9, 1), round(self.y - 9, 1)
 
 
+def centred(hop: int, angle: float) -> bool:
+    """Whether a node's label is centred above or below it (near the top or
+    the bottom of its ring) rather than beside it."""
+    return hop > 0 and abs(math.cos(angle)) <= 0.35
+
+
 def label_position(
-    x: float, y: float, hop: int, angle: float
+    x: float,
+    y: float,
+    hop: int,
+    angle: float,
+    outer: bool = False,
+    reach: float = 0.0,
 ) -> tuple[float, float, str]:
     """Where a label goes: away from the centre, so that labels of one ring
-    spread outward instead of over the edges."""
+    spread outward instead of over the edges. Those centred above (below)
+    their nodes stand in two rows past the ring's top (bottom), every other
+    one in the outer row."""
     if hop == 0:
         return x, y + 30, "middle"
     cos, sin = math.cos(angle), math.sin(angle)
@@ -67,13 +102,32 @@ def label_position(
         return x + 15, y + 4, "start"
     if cos < -0.35:
         return x - 15, y + 4, "end"
-    return x, y + (26 if sin > 0 else -16), "middle"
+    further = STAGGER if outer else 0
+    if sin > 0:
+        return x, max(y, HEIGHT / 2 + reach) + 26 + further, "middle"
+    return x, min(y, HEIGHT / 2 - reach) - 16 - further, "middle"
 
 
-def shortened(title: str) -> str:
-    if len(title) <= LABEL_LENGTH:
+def label_of(title: str, angle: float, hop: int, room: int) -> str:
+    """A label beside its node has up to LABEL_LENGTH characters; one
+    centred above or below, what its ring leaves it."""
+    return shortened(title, room if centred(hop, angle) else LABEL_LENGTH)
+
+
+def shortened(title: str, length: int = LABEL_LENGTH) -> str:
+    if len(title) <= length:
         return title
-    return title[: LABEL_LENGTH - 1].rstrip() + "…"
+    return title[: length - 1].rstrip() + "…"
+
+
+def label_room(members: int, hop: int, step_x: float) -> int:
+    """Characters a centred label of a ring may take. Near the top and
+    bottom, neighbours on a ring of ``members`` stand about
+    2 pi hop step_x / members apart; every other label is pushed further
+    out, so each has twice that."""
+    spacing = 2 * math.pi * hop * step_x / max(members, 1)
+    fits = int(2 * spacing / CHARACTER_WIDTH) - 1
+    return max(LABEL_LENGTH_MIN, min(LABEL_LENGTH, fits))
 
 
 @dataclass(frozen=True)
@@ -148,17 +202,19 @@ def layout(hood: Neighbourhood, limit: int) -> Picture:
     placed_papers: dict[int, PlacedPaper] = {}
     for hop, members in rings.items():
         turn = hop * 0.5  # turn each ring a little so labels don't stack
+        room = label_room(len(members), hop, step_x)
         for index, member in enumerate(members):
             angle = turn + 2 * math.pi * index / len(members)
             x = round(WIDTH / 2 + hop * step_x * math.cos(angle), 1)
             y = round(HEIGHT / 2 + hop * step_y * math.sin(angle), 1)
+            outer = index % 2 == 1
             if isinstance(member, Paper):
                 placed_papers[member.pk] = PlacedPaper(
-                    paper=member, x=x, y=y, hop=hop, angle=angle
+                    member, x, y, hop, angle, room, outer, hop * step_y
                 )
             else:
                 placed[member.pk] = PlacedLesson(
-                    lesson=member, x=x, y=y, hop=hop, angle=angle
+                    member, x, y, hop, angle, room, outer, hop * step_y
                 )
 
     edges = []
