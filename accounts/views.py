@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 from rest_framework.request import Request
 
 from accounts import services
@@ -95,7 +95,7 @@ def sign_in(request: HttpRequest, user: User) -> None:
 # Sign-up and sign-in -------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def signup_page(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signup.html", {"next": safe_next(request)})
 
@@ -126,7 +126,7 @@ def signup_verify(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"redirect": safe_next(request, reverse("accounts:account"))})
 
 
-@require_GET
+@require_safe
 def signin_page(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signin.html", {"next": safe_next(request)})
 
@@ -168,7 +168,7 @@ def signout_everywhere(request: HttpRequest) -> HttpResponse:
 # Re-authentication ---------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @login_required
 def reauthenticate_page(request: HttpRequest) -> HttpResponse:
     return render(
@@ -206,7 +206,7 @@ def reauthenticate_verify(request: HttpRequest) -> JsonResponse:
 # The account page: passkeys and API tokens --------------------------------
 
 
-@require_GET
+@require_safe
 @never_cache
 @login_required
 def account(request: HttpRequest) -> HttpResponse:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import User
 from accounts.reauth import account_required, recent_passkey_required
@@ -40,7 +40,7 @@ def _account(request: HttpRequest) -> User:
     return request.user
 
 
-@require_GET
+@require_safe
 @account_required
 @instructor_required
 def index(request: HttpRequest) -> HttpResponse:
@@ -179,7 +179,7 @@ def deployment_action(
     return redirect(run)
 
 
-@require_GET
+@require_safe
 @account_required
 @instructor_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -198,7 +198,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @account_required
 @instructor_required
 def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
@@ -213,7 +213,7 @@ def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @account_required
 @instructor_required
 def example_workflow(request: HttpRequest, slug: str) -> HttpResponse:

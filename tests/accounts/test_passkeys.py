@@ -550,3 +550,11 @@ def test_signed_out_json_calls_to_reauthentication_get_401_json(client):
 
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["signin"].startswith("/accounts/signin/")
+
+
+@pytest.mark.parametrize("path", ["/accounts/signup/", "/accounts/signin/"])
+def test_the_sign_in_pages_answer_head_as_get(client, path):
+    answer = client.head(path)
+
+    assert answer.status_code == HTTPStatus.OK
+    assert answer.content == b""

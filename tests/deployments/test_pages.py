@@ -370,3 +370,12 @@ def test_a_run_page_says_what_is_missing_and_offers_no_action(
     assert "cannot run on this machine" in page
     assert "apt-get install buildah" in page
     assert "data-engine-missing" in page
+
+
+def test_the_deployments_pages_answer_head_as_get(client, instructor):
+    client.force_login(instructor)
+
+    answer = client.head("/deployments/")
+
+    assert answer.status_code == HTTPStatus.OK
+    assert answer.content == b""
