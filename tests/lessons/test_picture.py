@@ -15,7 +15,7 @@ LONG_TITLE = "A rather long title about container images, number {}"
 
 
 def crowded(count: int):
-    center = LessonFactory(title="Centre")
+    center = LessonFactory.create(title="Centre")
     for number in range(count):
         EdgeFactory(
             source=center,
