@@ -70,44 +70,48 @@ class BodyTooDeep(ValueError):
     """A body whose HTML nests deeper than ``MAX_HTML_NESTING``."""
 
 
-class _NestingDepth(HTMLParser):
-    """The deepest nesting of elements in an HTML text, in one pass."""
+class _NestingCheck(HTMLParser):
+    """Refuses HTML nesting deeper than ``MAX_HTML_NESTING`` elements, in
+    one pass that stops there: the stack of open elements never holds more,
+    so each closing tag costs little however deep the text tries to go."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
         self.open: list[str] = []
-        self.deepest = 0
 
     def handle_starttag(self, tag: str, attrs: object) -> None:
         if tag in VOID_OR_SELF_CLOSING:
             return
         self.open.append(tag)
-        self.deepest = max(self.deepest, len(self.open))
+        if len(self.open) > MAX_HTML_NESTING:
+            raise BodyTooDeep(
+                f"The body's HTML nests more than {MAX_HTML_NESTING} elements "
+                "deep; close the elements it opens."
+            )
 
     def handle_startendtag(self, tag: str, attrs: object) -> None:
         return
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self.open:
-            del self.open[len(self.open) - 1 - self.open[::-1].index(tag) :]
+        # Closes the innermost open element of that name, and any left open
+        # inside it, as browsers do.
+        for position in range(len(self.open) - 1, -1, -1):
+            if self.open[position] == tag:
+                del self.open[position:]
+                return
 
 
-def html_nesting(html: str) -> int:
-    parser = _NestingDepth()
+def html_nesting_check(html: str) -> None:
+    parser = _NestingCheck()
     parser.feed(html)
     parser.close()
-    return parser.deepest
 
 
 def render_markdown(source: str) -> str:
     """Safe HTML for ``source``; ``BodyTooDeep`` when its HTML nests deeper
     than ``MAX_HTML_NESTING`` elements."""
     html = _parser().render(source)
-    if html_nesting(html) > MAX_HTML_NESTING:
-        raise BodyTooDeep(
-            f"The body's HTML nests more than {MAX_HTML_NESTING} elements deep; "
-            "close the elements it opens."
-        )
+    html_nesting_check(html)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
-from lessons.markdown import render_markdown
+from lessons.markdown import BodyTooDeep, html_nesting_check, render_markdown
 from lessons.models import Tag, split_arxiv_id
 from tests.lessons.factories import LessonFactory
 
@@ -123,3 +123,27 @@ def test_a_price_on_a_lesson_that_is_not_gated_charges_nobody():
     assert lesson.is_free
     assert lesson.price_display == "Free"
     assert lesson.price_amount is None
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div>" * 100 + "</div>" * 100,
+        # Siblings do not nest, however many.
+        "<div><span>x</span></div>" * 5000,
+        # A closing tag closes what was left open inside it.
+        ("<div><span>" + "</div>") * 5000,
+        # Void and self-closing elements nest nothing.
+        "<div>" * 99 + "<br><img src=x>" * 200 + "</div>" * 99,
+    ],
+)
+def test_html_nested_up_to_the_limit_passes(html):
+    html_nesting_check(html)
+
+
+@pytest.mark.parametrize(
+    "html", ["<div>" * 101 + "</div>" * 101, "<div><p>" * 40 + "<ul><li>" * 61]
+)
+def test_html_nested_deeper_than_the_limit_is_refused(html):
+    with pytest.raises(BodyTooDeep, match="nests more than 100 elements deep"):
+        html_nesting_check(html)
