@@ -381,7 +381,7 @@ class Lesson(models.Model):
         return self.title
 
     def save(self, *args: object, **kwargs: object) -> None:
-        self.body_html = render_markdown(self.body)
+        self.body_html = self.body_rendered()
         self.body_sha256 = hashlib.sha256(self.body.encode()).hexdigest()
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -394,9 +394,18 @@ class Lesson(models.Model):
         for name in ("title", "summary"):
             refuse_direction_controls(name, getattr(self, name))
         try:
-            render_markdown(self.body)
+            self.body_rendered()
         except BodyTooDeep as error:
             raise ValidationError({"body": str(error)}) from None
+
+    def body_rendered(self) -> str:
+        """The body as safe HTML, rendered once for clean() and save() alike
+        while the body stays the same."""
+        rendered: tuple[str, str] | None = getattr(self, "_rendered", None)
+        if rendered is None or rendered[0] != self.body:
+            rendered = (self.body, render_markdown(self.body))
+            self._rendered = rendered
+        return rendered[1]
 
     @property
     def is_free(self) -> bool:

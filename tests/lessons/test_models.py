@@ -147,3 +147,26 @@ def test_html_nested_up_to_the_limit_passes(html):
 def test_html_nested_deeper_than_the_limit_is_refused(html):
     with pytest.raises(BodyTooDeep, match="nests more than 100 elements deep"):
         html_nesting_check(html)
+
+
+def test_a_body_cleaned_then_saved_is_rendered_once(monkeypatch):
+    import lessons.models
+
+    rendered: list[str] = []
+
+    def counted(source: str) -> str:
+        rendered.append(source)
+        return render_markdown(source)
+
+    monkeypatch.setattr(lessons.models, "render_markdown", counted)
+    lesson = LessonFactory.build(body="First *body*.\n")
+    lesson.topic.save()
+    lesson.topic_id = lesson.topic.pk
+
+    lesson.full_clean()
+    lesson.save()
+    lesson.body = "Second *body*.\n"
+    lesson.save()
+
+    assert rendered == ["First *body*.\n", "Second *body*.\n"]
+    assert "<em>body</em>" in lesson.body_html and "Second" in lesson.body_html
