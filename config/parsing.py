@@ -1,3 +1,5 @@
+import argparse
+import math
 import unicodedata
 
 from django.http import QueryDict
@@ -8,6 +10,21 @@ from config.errors import ApplicationError
 def is_whole_number(text: str) -> bool:
     """ASCII digits only: str.isdigit() also takes '²', which int() refuses."""
     return text.isascii() and text.isdigit()
+
+
+def positive_seconds(text: str) -> float:
+    """A command's timeout option: a finite number of seconds above zero.
+    HTTP clients refuse 0, negative, infinite and NaN timeouts only once a
+    request is under way, with a traceback."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above zero, such as 30 or 2.5."
+        )
+    return seconds
 
 
 def single_parameter(params: QueryDict, name: str) -> str | None:

@@ -31,7 +31,7 @@ def test_deploy_example_refuses_an_unknown_account(db):
 def test_deploy_example_refuses_a_timeout_that_is_no_wait_before_queueing(
     instructor, timeout
 ):
-    with pytest.raises(CommandError, match="is not a number of seconds above 0"):
+    with pytest.raises(CommandError, match="is not a number of seconds above zero"):
         call_command(
             "deploy_example", FLAGSHIP, "--as", "grace", "--follow",
             "--timeout", timeout, stdout=StringIO(),

@@ -1,25 +1,16 @@
 import time
-from argparse import ArgumentParser, ArgumentTypeError
+from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 from config.errors import ApplicationError
+from config.parsing import positive_seconds
 from deployments import services
 from deployments.models import Run, Step
 
 POLL_SECONDS = 0.3
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return seconds
 
 
 class Command(BaseCommand):
@@ -42,7 +33,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--follow", action="store_true")
         parser.add_argument(
-            "--timeout", type=_seconds, default=600, help="seconds --follow waits"
+            "--timeout",
+            type=positive_seconds,
+            default=600,
+            help="seconds --follow waits",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

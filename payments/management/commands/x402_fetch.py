@@ -1,6 +1,4 @@
-import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -18,6 +16,7 @@ from x402.http.utils import (
 )
 from x402.schemas import PaymentRequirements
 
+from config.parsing import positive_seconds
 from payments.clients import paying_client
 from payments.token import Token, token_configured
 
@@ -52,7 +51,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--timeout",
-            type=_seconds,
+            type=positive_seconds,
             default=30.0,
             help="Seconds per HTTP request.",
         )
@@ -147,21 +146,6 @@ def paying_session(
     """
     client = paying_client(account, network=token.network, asset=token.address, cap=cap)
     return wrapRequestsWithPayment(requests.Session(), client)
-
-
-def _seconds(text: str) -> float:
-    """A timeout as --timeout takes it: a positive number of seconds. The
-    HTTP client refuses 0, negative, infinite and NaN timeouts only once
-    the request is under way, with a traceback."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds above zero, such as 30 or 2.5."
-        )
-    return seconds
 
 
 def _payment_error_text(error: PaymentError) -> str:
